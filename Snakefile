@@ -1,0 +1,40 @@
+"""prunesim: how do the layer representations of a CNN change as it is pruned?
+
+Run the embedded default:  snakemake --cores all
+Run another config:        snakemake --cores all --configfile config/smoke.yaml
+"""
+
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+from prunesim.config import ConfigError, load_schema, validate
+
+
+# A --configfile replaces the embedded default rather than merging into it, so that a smoke
+# or paper config never inherits the default experiment.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
+
+
+try:
+    validate(config, load_schema(workflow.source_path("config/config.schema.yaml")))
+except ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/prune.smk"
+include: "rules/activations.smk"
+include: "rules/similarity.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    """Every experiment's aggregated similarity Dataset and figures (the default target)."""
+    input:
+        rules.paper.input,
+        aggregate_outputs(),
+    default_target: True

@@ -1,0 +1,19 @@
+rule extract_activations:
+    """Record every recorded layer of one model on the experiment's probe set (zarr)."""
+    input:
+        model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/model.pt",
+    output:
+        directory(f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.zarr"),
+    params:
+        dataset=lambda wc: experiment(wc)["dataset"],
+        batch_size=lambda wc: experiment(wc)["activations"]["batch_size"],
+        device=config["device"],
+        code=CODE["extract"],
+    log:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow/scripts/extract_activations.py"

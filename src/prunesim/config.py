@@ -1,0 +1,98 @@
+"""Config validation: JSON schema with defaults, then checks the schema cannot express.
+
+Every problem is reported as a :class:`ConfigError` whose message names the key (as a dotted
+path) and what was expected, before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from prunesim.data import DataNotFoundError, DataSettings, check_available, get_spec
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and what was expected."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in each property's ``default`` before validating it."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def load_schema(path: str | os.PathLike[str]) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate(config: dict, schema: dict) -> dict:
+    """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError`."""
+    validator_class = _with_defaults(jsonschema.Draft202012Validator)
+    validator = validator_class(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        expected = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if error.validator == "additionalProperties":
+            expected = "only the keys documented in config/README.md"
+        message = f"config key {_dotted(error.absolute_path)}: {error.message}"
+        if expected:
+            message += f" (expected {expected})"
+        raise ConfigError(message)
+    for name, experiment in config["experiments"].items():
+        _check_experiment(name, experiment)
+    return config
+
+
+def _check_experiment(name: str, exp: dict) -> None:
+    """Checks across keys: data availability, probe size, model/dataset fit, schedules."""
+    key = f"experiments.{name}"
+    data = DataSettings(**exp["dataset"])
+    spec = get_spec(data.name)
+    try:
+        check_available(data)
+    except DataNotFoundError as err:
+        raise ConfigError(f"config key {key}.dataset.data_root: {err}") from None
+    test_size = spec.test_size(data)
+    if data.probe_size > test_size:
+        raise ConfigError(
+            f"config key {key}.dataset.probe_size: {data.probe_size} exceeds the {test_size} "
+            f"test images of {data.name!r} (expected at most {test_size})"
+        )
+    train = exp["train"]
+    milestones = train.get("milestones", [])
+    if train["schedule"] == "multistep" and not milestones:
+        raise ConfigError(
+            f"config key {key}.train.milestones: empty, but schedule is 'multistep' "
+            "(expected increasing epochs at which to decay the LR)"
+        )
+    if milestones != sorted(set(milestones)) or any(m > train["epochs"] for m in milestones):
+        raise ConfigError(
+            f"config key {key}.train.milestones: {milestones} "
+            f"(expected strictly increasing epochs within 1..{train['epochs']})"
+        )
+    from prunesim.models import MODELS  # torch import: only after the cheap checks pass
+
+    channels, height, _ = spec.shape(data)
+    minimum = MODELS[exp["model"]].min_image_size
+    if height < minimum:
+        raise ConfigError(
+            f"config key {key}.model: {exp['model']!r} needs images of at least {minimum} "
+            f"pixels, but {data.name!r} has {height} (expected a model that fits the dataset)"
+        )

@@ -1,0 +1,113 @@
+"""Publication figures from an experiment's aggregated Dataset; one function per figure.
+
+Figures read only the aggregated Dataset (``results/{exp}/similarity.nc``). Each is saved as
+PDF and PNG, atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from prunesim.io import atomic_path  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+METRIC_LABELS = {
+    "cka_linear": "linear CKA",
+    "cka_rbf": "RBF CKA",
+    "cka_debiased": "debiased CKA",
+    "cca_mean": "mean CCA",
+    "svcca": "SVCCA",
+    "pwcca": "PWCCA",
+    "nbs": "NBS",
+}
+
+
+def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 200) -> None:
+    for path, fmt in ((pdf, "pdf"), (png, "png")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
+def matched_layers(ds: xr.Dataset) -> pd.DataFrame:
+    """Similarity of each layer to the same-named layer of the dense network, long format."""
+    shared = [layer for layer in ds.layer_a.values if layer in set(ds.layer_b.values)]
+    diag = xr.concat(
+        [ds.similarity.sel(layer_a=layer, layer_b=layer) for layer in shared], dim="layer"
+    ).assign_coords(layer=shared, depth=("layer", np.arange(len(shared))))
+    frame = diag.to_dataframe(name="similarity").reset_index()
+    keep = ["seed", "pruning", "round", "metric", "view", "layer", "depth", "similarity"]
+    return frame[keep + ["sparsity"]] if "sparsity" in frame else frame[keep]
+
+
+def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str | Path) -> None:
+    """Matched-layer similarity to the dense network vs depth: one line per round (mean over
+    seeds, band = range), one panel per metric, one row per view."""
+    frame = matched_layers(ds.sel(pruning=method))
+    frame = frame[frame["round"] > 0]
+    mean_sparsity = ds.sparsity.sel(pruning=method).mean("seed").values
+    sparsity = dict(zip(ds["round"].values.tolist(), mean_sparsity, strict=True))
+    frame["round"] = frame["round"].map(lambda r: f"{r} ({100 * sparsity[r]:.1f}% pruned)")
+    layers = list(dict.fromkeys(frame.sort_values("depth")["layer"]))
+    sns.set_theme(context="paper", style="whitegrid")
+    grid = sns.relplot(
+        data=frame,
+        x="depth",
+        y="similarity",
+        hue="round",
+        col="metric",
+        row="view",
+        kind="line",
+        marker="o",
+        palette="viridis",
+        errorbar=("pi", 100),
+        height=2.6,
+        aspect=1.3,
+        facet_kws={"sharey": False, "margin_titles": True},
+    )
+    grid.set(xticks=range(len(layers)))
+    grid.set_xticklabels(layers, rotation=60, ha="right")
+    grid.set_axis_labels("layer", "similarity to dense")
+    grid.set_titles(row_template="view: {row_name}", col_template="{col_name}")
+    grid.legend.set_title("IMP round" if method == "imp" else f"{method} round")
+    grid.figure.suptitle(f"{method}: matched layers vs the dense network", y=1.02)
+    save(grid.figure, pdf, png)
+
+
+def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> None:
+    """Test accuracy vs fraction of weights remaining (log scale), one line per method."""
+    frame = (
+        xr.Dataset({"test_accuracy": ds.test_accuracy, "sparsity": ds.sparsity})
+        .to_dataframe()
+        .reset_index()
+    )
+    frame["remaining"] = 100 * (1 - frame["sparsity"])
+    frame["test accuracy (%)"] = 100 * frame["test_accuracy"]
+    sns.set_theme(context="paper", style="whitegrid")
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    sns.lineplot(
+        data=frame,
+        x="remaining",
+        y="test accuracy (%)",
+        hue="pruning",
+        marker="o",
+        errorbar=("pi", 100),
+        ax=ax,
+    )
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_title("accuracy under pruning (mean over seeds, band = range)")
+    save(fig, pdf, png)

@@ -1,0 +1,87 @@
+"""Small I/O helpers shared by every stage: atomic writes, JSON, code digests.
+
+Every output is written to a temporary sibling and renamed into place, so an interrupted job
+never leaves a half-written file or store where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; move it onto ``target`` only on success.
+
+    Works for files and directories (zarr stores). On any exception the temporary path is
+    removed and ``target`` is left exactly as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to the temporary path {tmp}")
+        _remove(target)
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented, key-sorted JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def code_digest(*modules: str) -> str:
+    """SHA-256 (first 16 hex digits) of the source of the named prunesim modules.
+
+    A package name covers every ``.py`` file below it. Rules pass this digest as a param, so
+    editing the metrics code reruns the similarity jobs and not the training.
+    """
+    sha = hashlib.sha256()
+    for module in sorted(set(modules)):
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"cannot digest module {module!r}: it is not importable")
+        origin = Path(spec.origin)
+        root = origin.parent
+        files = sorted(root.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for file in files:
+            sha.update(f"{module}:{file.relative_to(root)}\n".encode())
+            sha.update(file.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def log_to(path: str | os.PathLike[str] | None, level: int = 20) -> None:
+    """Send this process's log records to ``path`` (a rule's log file), or stderr if ``None``."""
+    import logging
+
+    handler = logging.FileHandler(path, mode="w") if path else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,32 @@
+"""Pruning: masks and the methods that produce them.
+
+Masks are ``dict[str, torch.BoolTensor]`` keyed by parameter name (``"conv1.weight"``); ``True``
+keeps a weight. Every method returns a new mask that is a subset of the one it was given.
+"""
+
+from prunesim.pruning.magnitude import SCOPES, magnitude_step
+from prunesim.pruning.masks import (
+    Masks,
+    apply_masks,
+    full_masks,
+    is_nested,
+    load_masks,
+    mask_gradients,
+    prunable_parameters,
+    save_masks,
+    sparsity_report,
+)
+
+__all__ = [
+    "SCOPES",
+    "Masks",
+    "apply_masks",
+    "full_masks",
+    "is_nested",
+    "load_masks",
+    "magnitude_step",
+    "mask_gradients",
+    "prunable_parameters",
+    "save_masks",
+    "sparsity_report",
+]

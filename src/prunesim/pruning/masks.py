@@ -1,0 +1,94 @@
+"""Binary weight masks: which parameters are prunable, applying masks, nesting, sparsity."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from prunesim.io import atomic_path
+
+Masks = dict[str, torch.Tensor]
+
+
+def prunable_parameters(model: nn.Module, include_output: bool = False) -> dict[str, nn.Parameter]:
+    """Conv2d and Linear weights, in module order; biases and BatchNorm are never pruned.
+
+    ``include_output`` decides whether the classifier (``model.output_layer``) is prunable.
+    """
+    output = getattr(model, "output_layer", None)
+    params = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        if name == output and not include_output:
+            continue
+        params[f"{name}.weight"] = module.weight
+    return params
+
+
+def full_masks(model: nn.Module, include_output: bool = False) -> Masks:
+    """All-keep masks for the prunable parameters (the dense network)."""
+    return {
+        name: torch.ones_like(p, dtype=torch.bool)
+        for name, p in prunable_parameters(model, include_output).items()
+    }
+
+
+def _parameters_for(model: nn.Module, masks: Masks) -> dict[str, nn.Parameter]:
+    params = dict(model.named_parameters())
+    missing = sorted(set(masks) - set(params))
+    if missing:
+        raise KeyError(f"masks name parameters the model does not have: {missing}")
+    return {name: params[name] for name in masks}
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: Masks) -> None:
+    """Zero the masked weights in place."""
+    for name, param in _parameters_for(model, masks).items():
+        param.mul_(masks[name].to(param.device, param.dtype))
+
+
+@torch.no_grad()
+def mask_gradients(model: nn.Module, masks: Masks) -> None:
+    """Zero the gradients of masked weights, so momentum buffers never pick them up."""
+    for name, param in _parameters_for(model, masks).items():
+        if param.grad is not None:
+            param.grad.mul_(masks[name].to(param.grad.device, param.grad.dtype))
+
+
+def is_nested(inner: Masks, outer: Masks) -> bool:
+    """True if every weight kept by ``inner`` is kept by ``outer`` (same keys and shapes)."""
+    if inner.keys() != outer.keys():
+        return False
+    return all(
+        inner[k].shape == outer[k].shape and not bool((inner[k] & ~outer[k]).any()) for k in inner
+    )
+
+
+def sparsity_report(masks: Masks) -> dict:
+    """Per-layer and total sparsity (fraction of prunable weights removed) with counts."""
+    layers = {}
+    kept_total = size_total = 0
+    for name, mask in masks.items():
+        kept, size = int(mask.sum()), mask.numel()
+        layers[name] = {"kept": kept, "size": size, "sparsity": 1 - kept / size}
+        kept_total += kept
+        size_total += size
+    return {
+        "kept": kept_total,
+        "size": size_total,
+        "sparsity": 1 - kept_total / size_total if size_total else 0.0,
+        "layers": layers,
+    }
+
+
+def save_masks(masks: Masks, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({k: v.cpu() for k, v in masks.items()}, tmp)
+
+
+def load_masks(path: str | os.PathLike[str]) -> Masks:
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,43 @@
+"""Stage: record a model's layer outputs on the experiment's probe set."""
+
+from __future__ import annotations
+
+import torch
+
+from prunesim.activations import extract_activations
+from prunesim.checkpoint import load_checkpoint
+from prunesim.data import DataSettings, Splits, array_digest, load_splits, probe_set
+from prunesim.models import recorded_layers
+from prunesim.stages import setup
+from prunesim.train import Normalizer
+
+
+def probe_images(splits: Splits, data: DataSettings, device: torch.device):
+    """The experiment's fixed probe set, normalised like the training data, and its digest."""
+    images, labels = probe_set(splits, data)
+    normalize = Normalizer(*splits.channel_stats(), device=device)
+    return normalize(torch.as_tensor(images, device=device)), array_digest(images, labels)
+
+
+def extract(
+    dataset: dict,
+    in_model: str,
+    out_store: str,
+    batch_size: int = 500,
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
+    """Record every recorded layer of the model at ``in_model`` on the probe set."""
+    dev = setup(threads, 0, device)
+    data = DataSettings(**dataset)
+    splits = load_splits(data)
+    net, provenance = load_checkpoint(in_model)
+    images, digest = probe_images(splits, data, dev)
+    extract_activations(
+        net.to(dev),
+        recorded_layers(net),
+        images,
+        out_store,
+        batch_size=batch_size,
+        attrs={"probe_digest": digest, "model_path": str(in_model), "model": provenance},
+    )

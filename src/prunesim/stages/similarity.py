@@ -1,0 +1,34 @@
+"""Stages: compare two activation stores; aggregate an experiment's comparisons."""
+
+from __future__ import annotations
+
+from prunesim.aggregate import ModelResult, aggregate
+from prunesim.compare import CompareSettings, compare_stores
+from prunesim.io import atomic_path
+
+
+def compare(store_a: str, store_b: str, similarity_cfg: dict, out: str) -> None:
+    """Similarity of every layer pair of two stores, as a netCDF Dataset."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in similarity_cfg.items()}
+    ds = compare_stores(store_a, store_b, CompareSettings(**cfg))
+    with atomic_path(out) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")
+
+
+def aggregate_experiment(
+    similarity: list[str],
+    metrics: list[str],
+    keys: list[dict],
+    out: str,
+) -> None:
+    """Concatenate an experiment's per-model Datasets over seed, method and round.
+
+    ``keys[i]`` ({seed, method, round}) labels ``similarity[i]`` and ``metrics[i]``.
+    """
+    results = [
+        ModelResult(k["seed"], k["method"], k["round"], s, m)
+        for k, s, m in zip(keys, similarity, metrics, strict=True)
+    ]
+    ds = aggregate(results)
+    with atomic_path(out) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")

@@ -1,0 +1,18 @@
+"""Adapter: train the dense network (rule train_dense)."""
+
+from prunesim.io import log_to
+from prunesim.stages.train import train_dense
+
+log_to(snakemake.log[0])
+train_dense(
+    dataset=snakemake.params.dataset,
+    model=snakemake.params.model,
+    train_cfg=snakemake.params.train,
+    seed=int(snakemake.wildcards.seed),
+    out_model=snakemake.output.model,
+    out_mask=snakemake.output.mask,
+    out_metrics=snakemake.output.metrics,
+    include_output=snakemake.params.prune_output_layer,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
