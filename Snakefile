@@ -10,7 +10,6 @@ from snakemake.exceptions import WorkflowError
 
 from prunesim.config import ConfigError, load_schema, validate
 
-
 # A --configfile replaces the embedded default rather than merging into it, so that a smoke
 # or paper config never inherits the default experiment.
 if not workflow.config_settings.configfiles:
@@ -24,6 +23,14 @@ except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
 
+wildcard_constraints:
+    exp="[A-Za-z0-9_-]+",
+    seed="[0-9]+",
+    method="[a-z][a-z_]*",
+    round="[1-9][0-9]*",
+    model="dense|[a-z][a-z_]*/round[1-9][0-9]*",
+
+
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/prune.smk"
@@ -33,8 +40,8 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     """Every experiment's aggregated similarity Dataset and figures (the default target)."""
     input:
         rules.paper.input,
         aggregate_outputs(),
-    default_target: True

@@ -4,16 +4,18 @@ rule extract_activations:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/model.pt",
     output:
         directory(f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.zarr"),
+    log:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.log",
+    conda:
+        "../envs/prunesim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         dataset=lambda wc: experiment(wc)["dataset"],
         batch_size=lambda wc: experiment(wc)["activations"]["batch_size"],
         device=config["device"],
         code=CODE["extract"],
-    log:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
     script:
         "../workflow/scripts/extract_activations.py"

@@ -1,21 +1,13 @@
-"""Helpers shared by the rule files: config lookups, output paths, code digests."""
+"""Helpers shared by the rule files (config lookups, output paths, code digests)."""
 
 from prunesim.io import code_digest
 
-
 RESULTS = "results"
+FIGURES = f"{RESULTS}/figures"
 
 
-wildcard_constraints:
-    exp="[A-Za-z0-9_-]+",
-    seed="[0-9]+",
-    method="[a-z][a-z_]*",
-    round="[1-9][0-9]*",
-    model="dense|[a-z][a-z_]*/round[1-9][0-9]*",
-
-
-# Digests of the library code each rule family runs: editing the metrics reruns similarity
-# jobs (and what follows) but never training.
+# Digests of the library code behind each family of rules, so that editing the metrics
+# reruns similarity jobs (and what follows) but never training.
 CODE = {
     "train": code_digest(
         "prunesim.stages.train",
@@ -59,13 +51,16 @@ def rounds(exp):
 
 def model_dir(exp, seed, method="dense", round=0):
     """Folder of one model: the dense network (round 0) or a method's round."""
-    stage = "dense" if method == "dense" or int(round) == 0 else f"{method}/round{round}"
+    stage = (
+        "dense" if method == "dense" or int(round) == 0 else f"{method}/round{round}"
+    )
     return f"{RESULTS}/{exp}/seed{seed}/{stage}"
 
 
 def experiment_models(exp):
     """(seed, method, round) of every model that enters an experiment's aggregate; round 0
-    (the dense network) is listed once per method so each method's curve starts from it."""
+    (the dense network) is listed once per method so each method's curve starts from it.
+    """
     return [
         {"seed": seed, "method": method, "round": r}
         for seed in seeds(exp)
@@ -76,3 +71,34 @@ def experiment_models(exp):
 
 def aggregate_outputs():
     return expand(f"{RESULTS}/{{exp}}/similarity.nc", exp=list(config["experiments"]))
+
+
+def previous_imp_round(wildcards):
+    """Round r starts from round r - 1; round 1 starts from the dense network."""
+    r = int(wildcards.round)
+    folder = model_dir(wildcards.exp, wildcards.seed, "imp", r - 1)
+    return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
+
+
+def experiment_files(name):
+    def files(wildcards):
+        return [
+            f"{model_dir(wildcards.exp, m['seed'], m['method'], m['round'])}/{name}"
+            for m in experiment_models(wildcards.exp)
+        ]
+
+    return files
+
+
+def paper_figures():
+    files = []
+    for exp in config["experiments"]:
+        files += expand(
+            f"{FIGURES}/{exp}/similarity_vs_depth_{{method}}.{{ext}}",
+            method=methods(exp),
+            ext=["pdf", "png"],
+        )
+        files += expand(
+            f"{FIGURES}/{exp}/accuracy_vs_sparsity.{{ext}}", ext=["pdf", "png"]
+        )
+    return files

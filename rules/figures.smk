@@ -1,6 +1,3 @@
-FIGURES = f"{RESULTS}/figures"
-
-
 rule figure_similarity_vs_depth:
     """Matched-layer similarity to the dense network vs depth, one line per round."""
     input:
@@ -8,10 +5,12 @@ rule figure_similarity_vs_depth:
     output:
         pdf=f"{FIGURES}/{{exp}}/similarity_vs_depth_{{method}}.pdf",
         png=f"{FIGURES}/{{exp}}/similarity_vs_depth_{{method}}.png",
-    params:
-        code=CODE["figures"],
     log:
         f"{FIGURES}/{{exp}}/similarity_vs_depth_{{method}}.log",
+    conda:
+        "../envs/prunesim.yaml"
+    params:
+        code=CODE["figures"],
     script:
         "../workflow/scripts/figure_similarity_vs_depth.py"
 
@@ -23,24 +22,14 @@ rule figure_accuracy_vs_sparsity:
     output:
         pdf=f"{FIGURES}/{{exp}}/accuracy_vs_sparsity.pdf",
         png=f"{FIGURES}/{{exp}}/accuracy_vs_sparsity.png",
-    params:
-        code=CODE["figures"],
     log:
         f"{FIGURES}/{{exp}}/accuracy_vs_sparsity.log",
+    conda:
+        "../envs/prunesim.yaml"
+    params:
+        code=CODE["figures"],
     script:
         "../workflow/scripts/figure_accuracy_vs_sparsity.py"
-
-
-def paper_figures():
-    files = []
-    for exp in config["experiments"]:
-        files += expand(
-            f"{FIGURES}/{exp}/similarity_vs_depth_{{method}}.{{ext}}",
-            method=methods(exp),
-            ext=["pdf", "png"],
-        )
-        files += expand(f"{FIGURES}/{exp}/accuracy_vs_sparsity.{{ext}}", ext=["pdf", "png"])
-    return files
 
 
 rule paper:

@@ -1,10 +1,3 @@
-def previous_imp_round(wildcards):
-    """Round r starts from round r - 1; round 1 starts from the dense network."""
-    r = int(wildcards.round)
-    folder = model_dir(wildcards.exp, wildcards.seed, "imp", r - 1)
-    return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
-
-
 rule prune_imp:
     """One IMP round with learning-rate rewinding: prune by magnitude, retrain in full."""
     input:
@@ -13,6 +6,16 @@ rule prune_imp:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/mask.pt",
         metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/metrics.json",
+    log:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/train.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/train.benchmark.tsv"
+    conda:
+        "../envs/prunesim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         dataset=lambda wc: experiment(wc)["dataset"],
         train=lambda wc: experiment(wc)["train"],
@@ -20,13 +23,5 @@ rule prune_imp:
         scope=lambda wc: experiment(wc)["pruning"]["scope"],
         device=config["device"],
         code=CODE["train"],
-    log:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/train.log",
-    benchmark:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/train.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=120,
     script:
         "../workflow/scripts/prune_imp.py"

@@ -5,29 +5,21 @@ rule compare:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.zarr",
     output:
         f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/similarity.nc",
-    params:
-        similarity=lambda wc: experiment(wc)["similarity"],
-        code=CODE["compare"],
     log:
         f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/similarity.log",
     benchmark:
         f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/similarity.benchmark.tsv"
+    conda:
+        "../envs/prunesim.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        similarity=lambda wc: experiment(wc)["similarity"],
+        code=CODE["compare"],
     script:
         "../workflow/scripts/compare.py"
-
-
-def experiment_files(name):
-    def files(wildcards):
-        return [
-            f"{model_dir(wildcards.exp, m['seed'], m['method'], m['round'])}/{name}"
-            for m in experiment_models(wildcards.exp)
-        ]
-
-    return files
 
 
 rule aggregate:
@@ -37,10 +29,12 @@ rule aggregate:
         metrics=experiment_files("metrics.json"),
     output:
         f"{RESULTS}/{{exp}}/similarity.nc",
+    log:
+        f"{RESULTS}/{{exp}}/aggregate.log",
+    conda:
+        "../envs/prunesim.yaml"
     params:
         models=lambda wc: experiment_models(wc.exp),
         code=CODE["aggregate"],
-    log:
-        f"{RESULTS}/{{exp}}/aggregate.log",
     script:
         "../workflow/scripts/aggregate.py"

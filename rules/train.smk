@@ -4,6 +4,16 @@ rule train_dense:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/mask.pt",
         metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/metrics.json",
+    log:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/dense/train.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/dense/train.benchmark.tsv"
+    conda:
+        "../envs/prunesim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         dataset=lambda wc: experiment(wc)["dataset"],
         model=lambda wc: experiment(wc)["model"],
@@ -11,13 +21,5 @@ rule train_dense:
         prune_output_layer=lambda wc: experiment(wc)["pruning"]["prune_output_layer"],
         device=config["device"],
         code=CODE["train"],
-    log:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/dense/train.log",
-    benchmark:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/dense/train.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=120,
     script:
         "../workflow/scripts/train_dense.py"

@@ -57,7 +57,22 @@ def validate(config: dict, schema: dict) -> dict:
         raise ConfigError(message)
     for name, experiment in config["experiments"].items():
         _check_experiment(name, experiment)
+    _sort_keys_in_place(config)
     return config
+
+
+def _sort_keys_in_place(node) -> None:
+    """Order every mapping by key: rules receive config blocks as params, and Snakemake
+    compares params by their text, so reordering keys in a YAML file must not rerun jobs."""
+    if isinstance(node, dict):
+        items = sorted(node.items())
+        node.clear()
+        node.update(items)
+        for value in node.values():
+            _sort_keys_in_place(value)
+    elif isinstance(node, list):
+        for value in node:
+            _sort_keys_in_place(value)
 
 
 def _check_experiment(name: str, exp: dict) -> None:

@@ -1,0 +1,171 @@
+"""Tests for activation extraction into zarr stores (prunesim.activations)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import zarr
+from torch import nn
+from zarr.codecs import BloscCodec
+
+from prunesim.activations import (
+    FORMAT,
+    IncompleteStoreError,
+    extract_activations,
+    open_activations,
+)
+
+N, BATCH = 70, 32  # two full chunks and a partial one
+
+
+def _layer_outputs(model: nn.Sequential, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every child's output from one plain forward pass, without hooks."""
+    outputs, x = {}, images
+    with torch.no_grad():
+        for name, module in model.named_children():
+            x = module(x)
+            outputs[name] = x
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    torch.manual_seed(0)
+    from prunesim.models import build_model
+
+    model = build_model("lenet5", 1, 10, 28).eval()
+    images = torch.randn(N, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    path = tmp_path_factory.mktemp("act") / "model.zarr"
+    layers = list(model.recorded_layers)
+    extract_activations(model, layers, images, path, batch_size=BATCH, attrs={"probe_digest": "d1"})
+    return model, images, layers, path
+
+
+def test_store_has_one_array_per_layer_equal_to_a_direct_forward_pass(extracted):
+    model, images, layers, path = extracted
+    store = open_activations(path)
+    expected = _layer_outputs(model, images)
+    assert store.layers == layers
+    assert sorted(store.group.array_keys()) == sorted(layers)
+    for layer in layers:
+        stored = store.load(layer)
+        assert stored.shape == (N, *expected[layer].shape[1:])
+        assert stored.dtype == "float32"
+        torch.testing.assert_close(torch.from_numpy(stored), expected[layer], rtol=1e-5, atol=1e-6)
+
+
+def test_arrays_are_chunked_by_batch_along_samples_and_compressed(extracted):
+    _, _, layers, path = extracted
+    store = open_activations(path)
+    assert store.chunk_size() == BATCH
+    for layer in layers:
+        array = store.array(layer)
+        assert array.chunks == (BATCH, *array.shape[1:])
+        assert any(isinstance(c, BloscCodec) for c in array.compressors)
+        assert array.attrs["layer"] == layer
+
+
+def test_manifest_lists_layers_n_format_and_extra_attrs(extracted):
+    _, _, layers, path = extracted
+    manifest = open_activations(path).manifest
+    assert manifest["layers"] == layers
+    assert manifest["n"] == N
+    assert manifest["format"] == FORMAT and manifest["complete"] is True
+    assert manifest["probe_digest"] == "d1"
+
+
+def test_extraction_leaves_no_temp_sibling_and_no_hooks(extracted):
+    model, _, _, path = extracted
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp sibling
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_extraction_runs_the_model_in_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4))
+    with torch.no_grad():
+        model[1].running_mean.fill_(3.0)  # eval-mode output differs from train-mode output
+    images = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+    model.train()
+    extract_activations(model, ["1"], images, tmp_path / "s.zarr", batch_size=8)
+    with torch.no_grad():
+        expected = model.eval()(images)
+    stored = torch.from_numpy(open_activations(tmp_path / "s.zarr").load("1"))
+    torch.testing.assert_close(stored, expected)
+
+
+def test_open_activations_refuses_a_store_without_manifest(tmp_path):
+    path = tmp_path / "partial.zarr"
+    group = zarr.open_group(path, mode="w")
+    group.create_array("relu1", shape=(4, 3), dtype="float32")
+    with pytest.raises(IncompleteStoreError, match="manifest"):
+        open_activations(path)
+
+
+def test_open_activations_refuses_an_incomplete_or_foreign_manifest(tmp_path):
+    incomplete = zarr.open_group(tmp_path / "a.zarr", mode="w")
+    incomplete.attrs["manifest"] = {"format": FORMAT, "complete": False, "layers": [], "n": 0}
+    foreign = zarr.open_group(tmp_path / "b.zarr", mode="w")
+    foreign.attrs["manifest"] = {"format": "other/9", "complete": True, "layers": [], "n": 0}
+    with pytest.raises(IncompleteStoreError, match="manifest"):
+        open_activations(tmp_path / "a.zarr")
+    with pytest.raises(IncompleteStoreError, match="other/9"):
+        open_activations(tmp_path / "b.zarr")
+
+
+def test_open_activations_refuses_a_folder_that_is_not_a_store(tmp_path):
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(IncompleteStoreError):
+        open_activations(tmp_path / "plain")
+
+
+def test_open_activations_of_a_missing_path_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.zarr"):
+        open_activations(tmp_path / "missing.zarr")
+
+
+class FailsOnSecondBatch(nn.Module):
+    """A tiny model whose forward raises on its second call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.relu = nn.ReLU()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("boom on the second batch")
+        return self.relu(self.fc(x))
+
+
+def test_failed_extraction_leaves_no_store_and_no_temp_folder(tmp_path):
+    model = FailsOnSecondBatch()
+    path = tmp_path / "out" / "model.zarr"
+    with pytest.raises(RuntimeError, match="second batch"):
+        extract_activations(model, ["fc", "relu"], torch.randn(10, 4), path, batch_size=4)
+    assert model.calls == 2  # the first batch was written before the failure
+    assert not path.exists()
+    assert list(path.parent.iterdir()) == []
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_failed_extraction_keeps_an_existing_store_intact(tmp_path):
+    path = tmp_path / "model.zarr"
+    extract_activations(FailsOnSecondBatch(), ["fc"], torch.randn(4, 4), path, batch_size=4)
+    before = open_activations(path).load("fc")
+    with pytest.raises(RuntimeError, match="second batch"):
+        extract_activations(FailsOnSecondBatch(), ["fc"], torch.randn(10, 4), path, batch_size=4)
+    store = open_activations(path)
+    assert store.n == 4
+    assert (store.load("fc") == before).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.zarr"]
+
+
+def test_unknown_layer_raises_and_writes_nothing(tmp_path):
+    model = FailsOnSecondBatch()
+    with pytest.raises(ValueError, match="nope"):
+        extract_activations(model, ["fc", "nope"], torch.randn(4, 4), tmp_path / "s.zarr")
+    assert list(tmp_path.iterdir()) == []
+    assert model.calls == 0

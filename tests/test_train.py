@@ -1,0 +1,136 @@
+"""Tests for the training loop (prunesim.train): determinism, learning, logging, schedules."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from prunesim.data import DataSettings, load_splits
+from prunesim.train import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainSettings, train
+
+CPU = torch.device("cpu")
+FAST = TrainSettings(lr=0.05, epochs=1, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    """A very small synthetic problem (16x16) for tests that only look at the loop's mechanics."""
+    syn = {"image_size": 16, "train_size": 40, "test_size": 20}
+    return load_splits(DataSettings(name="synthetic", probe_size=10, synthetic=syn))
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_gives_bit_identical_weights(make_model, synthetic_splits):
+    first, second = make_model(seed=0), make_model(seed=0)
+    train(first, synthetic_splits, FAST, seed=11, device=CPU)
+    train(second, synthetic_splits, FAST, seed=11, device=CPU)
+    a, b = _state(first), _state(second)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_different_seed_gives_different_weights(make_model, synthetic_splits):
+    first, second = make_model(seed=0), make_model(seed=0)  # same initial weights
+    train(first, synthetic_splits, FAST, seed=11, device=CPU)
+    train(second, synthetic_splits, FAST, seed=12, device=CPU)  # another batch order
+    assert not torch.equal(first.fc1.weight, second.fc1.weight)
+
+
+def test_training_on_synthetic_reaches_accuracy_far_above_chance(make_model, synthetic_splits):
+    model = make_model(seed=0)
+    settings = TrainSettings(optimizer="sgd", lr=0.05, epochs=5, batch_size=32)
+    result = train(model, synthetic_splits, settings, seed=0, device=CPU)
+    chance = 1 / synthetic_splits.num_classes
+    assert result.final["test_accuracy"] >= 0.8 > 5 * chance
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_history_has_one_record_per_epoch_with_the_metrics(make_model, tiny_splits):
+    settings = replace(FAST, epochs=3)
+    result = train(make_model(image_size=16), tiny_splits, settings, seed=0, device=CPU)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+    for record in result.history:
+        for key in ("lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            assert math.isfinite(record[key]), key
+        assert 0.0 <= record["train_accuracy"] <= 1.0 and 0.0 <= record["test_accuracy"] <= 1.0
+    assert result.final is result.history[-1]
+
+
+def test_one_log_line_per_epoch_with_loss_and_accuracies(make_model, tiny_splits, caplog):
+    settings = replace(FAST, epochs=3)
+    with caplog.at_level(logging.INFO, logger="prunesim.train"):
+        result = train(make_model(image_size=16), tiny_splits, settings, seed=0, device=CPU)
+    lines = [r.getMessage() for r in caplog.records if r.name == "prunesim.train"]
+    assert len(lines) == 3
+    for epoch, (line, record) in enumerate(zip(lines, result.history, strict=True), start=1):
+        assert f"epoch {epoch}/3" in line
+        assert "loss" in line and "train_acc" in line and "test_acc" in line
+        assert f"{record['test_accuracy']:.4f}" in line
+
+
+def test_zero_epochs_leave_weights_unchanged_and_report_test_accuracy(make_model, tiny_splits):
+    model = make_model(image_size=16)
+    before = _state(model)
+    result = train(model, tiny_splits, replace(FAST, epochs=0), seed=0, device=CPU)
+    after = _state(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [r["epoch"] for r in result.history] == [0]
+    assert 0.0 <= result.final["test_accuracy"] <= 1.0
+
+
+def _lrs(make_model, splits, **kw) -> list[float]:
+    settings = replace(FAST, **kw)
+    result = train(make_model(image_size=16), splits, settings, seed=0, device=CPU)
+    return [r["lr"] for r in result.history]
+
+
+def test_cosine_schedule_gives_the_expected_lr_per_epoch(make_model, tiny_splits):
+    lrs = _lrs(make_model, tiny_splits, schedule="cosine", lr=0.1, epochs=4)
+    expected = [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert lrs == pytest.approx(expected, rel=1e-12)  # 0.1, 0.0854, 0.05, 0.0146
+
+
+def test_multistep_schedule_multiplies_lr_by_gamma_after_each_milestone(make_model, tiny_splits):
+    lrs = _lrs(
+        make_model, tiny_splits, schedule="multistep", lr=0.1, epochs=4, milestones=(1, 3), gamma=0.5
+    )
+    # torch semantics: after ``m`` epochs have run, the LR is multiplied by gamma.
+    assert lrs == pytest.approx([0.1, 0.05, 0.05, 0.025], rel=1e-12)
+
+
+def test_constant_schedule_keeps_lr(make_model, tiny_splits):
+    assert _lrs(make_model, tiny_splits, schedule="constant", lr=0.02, epochs=3) == [0.02] * 3
+
+
+@pytest.mark.parametrize("augment", AUGMENTATIONS)
+def test_every_augmentation_trains_reproducibly(make_model, tiny_splits, augment):
+    settings = replace(FAST, augment=augment)
+    first, second = make_model(image_size=16), make_model(image_size=16)
+    train(first, tiny_splits, settings, seed=3, device=CPU)
+    train(second, tiny_splits, settings, seed=3, device=CPU)
+    assert torch.equal(first.conv1.weight, second.conv1.weight)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "registry"),
+    [("optimizer", "rmsprop", OPTIMIZERS), ("schedule", "linear", SCHEDULES)],
+)
+def test_unknown_optimizer_or_schedule_raises_listing_known_names(
+    make_model, tiny_splits, key, value, registry
+):
+    with pytest.raises(ValueError, match=f"unknown {key} '{value}'") as err:
+        train(make_model(image_size=16), tiny_splits, replace(FAST, **{key: value}), 0, device=CPU)
+    for name in registry:
+        assert repr(name) in str(err.value)
+
+
+def test_unknown_augmentation_raises(make_model, tiny_splits):
+    with pytest.raises(ValueError, match="unknown augmentation 'mixup'"):
+        train(make_model(image_size=16), tiny_splits, replace(FAST, augment="mixup"), 0, CPU)

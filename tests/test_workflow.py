@@ -1,0 +1,228 @@
+"""The whole DAG on config/smoke.yaml, run by real snakemake in a temporary copy of the workflow.
+
+The tests of this module share one completed run (module-scoped fixture) and go on to check
+caching and re-running against it, so they run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+import zarr
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
+EXPERIMENT = "smoke"
+LAYERS = ["relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3"]
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule -> job count of a dry run (the 'Job stats' table); empty if nothing to do."""
+    proc = snakemake(workdir, "--dry-run", *args)
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE))
+    counts.pop("total", None)
+    return {rule: int(n) for rule, n in counts.items()}
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part)
+        else:
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def write_config(workdir: Path, name: str, edit) -> str:
+    """A copy of the smoke config changed by ``edit(experiment_dict)``; returns its path."""
+    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    edit(config["experiments"][EXPERIMENT])
+    path = workdir / "config" / name
+    path.write_text(yaml.safe_dump(config))
+    return f"config/{name}"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    snakemake(workdir, "--configfile", "config/smoke.yaml")
+    return workdir
+
+
+def model_dirs(workdir: Path) -> list[Path]:
+    base = workdir / "results" / EXPERIMENT
+    return [
+        base / f"seed{s}" / stage for s in (0, 1) for stage in ("dense", "imp/round1", "imp/round2")
+    ]
+
+
+def test_smoke_run_writes_models_masks_and_metrics(smoke_run):
+    for folder in model_dirs(smoke_run):
+        for name in ("model.pt", "mask.pt", "metrics.json", "train.log"):
+            assert (folder / name).is_file(), folder / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        expected = {"dense": 0.0, "round1": 0.5, "round2": 0.75}[folder.name]
+        assert metrics["sparsity"]["sparsity"] == pytest.approx(expected, abs=1e-4)
+        epochs = [
+            line for line in (folder / "train.log").read_text().splitlines() if "epoch" in line
+        ]
+        assert len(epochs) == 2 and all("test_acc" in line for line in epochs)
+
+
+def test_smoke_run_writes_chunked_zarr_stores_with_manifest(smoke_run):
+    for folder in model_dirs(smoke_run):
+        group = zarr.open_group(folder / "activations.zarr", mode="r")
+        manifest = group.attrs["manifest"]
+        assert manifest["complete"] and manifest["layers"] == LAYERS and manifest["n"] == 128
+        for layer in LAYERS:
+            array = group[layer]
+            assert array.shape[0] == 128 and array.chunks[0] == 64
+            assert array.compressors, f"{layer} is stored uncompressed"
+        assert group["relu1"].shape == (128, 6, 28, 28)
+        assert group["fc3"].shape == (128, 10)
+
+
+def test_smoke_run_writes_similarity_datasets(smoke_run):
+    for folder in model_dirs(smoke_run):
+        with xr.open_dataset(folder / "similarity.nc") as ds:
+            assert ds.similarity.dims == ("metric", "view", "layer_a", "layer_b")
+            assert list(ds.metric.values) == ["cka_linear", "cca_mean"]
+            assert list(ds.view.values) == ["flatten", "gap", "channels"]
+            assert list(ds.layer_a.values) == LAYERS == list(ds.layer_b.values)
+            assert "metric_definitions" in ds.attrs and ds.attrs["n_samples"] == 128
+    dense = model_dirs(smoke_run)[0] / "similarity.nc"
+    with xr.open_dataset(dense) as ds:
+        cka = ds.similarity.sel(metric="cka_linear")
+        np.testing.assert_allclose(np.diagonal(cka.values, axis1=-2, axis2=-1), 1.0, atol=1e-10)
+
+
+def test_smoke_run_aggregates_over_seeds_methods_and_rounds(smoke_run):
+    with xr.open_dataset(smoke_run / "results" / EXPERIMENT / "similarity.nc") as ds:
+        assert ds.similarity.dims == (
+            "seed",
+            "pruning",
+            "round",
+            "metric",
+            "view",
+            "layer_a",
+            "layer_b",
+        )
+        assert list(ds.seed.values) == [0, 1] and list(ds["round"].values) == [0, 1, 2]
+        assert ds.sparsity.dims == ("seed", "pruning", "round")
+        np.testing.assert_allclose(
+            ds.sparsity.sel(pruning="imp").values, [[0, 0.5, 0.75]] * 2, atol=1e-4
+        )
+        assert np.all(np.isfinite(ds.test_accuracy.values))
+
+
+def test_smoke_run_draws_every_figure(smoke_run):
+    figures = smoke_run / "results" / "figures" / EXPERIMENT
+    for stem in ("similarity_vs_depth_imp", "accuracy_vs_sparsity"):
+        assert (figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+        assert (figures / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_second_run_has_nothing_to_do(smoke_run):
+    assert planned_jobs(smoke_run, "--configfile", "config/smoke.yaml") == {}
+
+
+def test_changing_a_similarity_option_reruns_similarity_and_figures_only(smoke_run):
+    config = write_config(
+        smoke_run, "smoke_views.yaml", lambda exp: exp["similarity"].update(views=["gap"])
+    )
+    jobs = planned_jobs(smoke_run, "--configfile", config)
+    assert set(jobs) == {
+        "compare",
+        "aggregate",
+        "figure_similarity_vs_depth",
+        "figure_accuracy_vs_sparsity",
+        "all",
+    }
+    assert jobs["compare"] == 6
+
+
+def test_forcerun_reruns_the_rule_and_only_what_depends_on_it(smoke_run):
+    jobs = planned_jobs(
+        smoke_run, "--configfile", "config/smoke.yaml", "--forcerun", "extract_activations"
+    )
+    assert jobs.pop("extract_activations") == 6
+    assert set(jobs) == {
+        "compare",
+        "aggregate",
+        "figure_similarity_vs_depth",
+        "figure_accuracy_vs_sparsity",
+        "all",
+    }
+    dense = model_dirs(smoke_run)[0] / "model.pt"
+    before = dense.stat().st_mtime_ns
+    snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--forcerun", "aggregate")
+    assert dense.stat().st_mtime_ns == before, "re-running aggregate retrained a model"
+    assert planned_jobs(smoke_run, "--configfile", "config/smoke.yaml") == {}
+
+
+def test_a_single_output_file_can_be_requested(smoke_run):
+    target = model_dirs(smoke_run)[2] / "similarity.nc"
+    target.unlink()
+    rel = str(target.relative_to(smoke_run))
+    # --configfile takes several values: the target goes first.
+    assert planned_jobs(smoke_run, rel, "--configfile", "config/smoke.yaml") == {"compare": 1}
+    snakemake(smoke_run, rel, "--configfile", "config/smoke.yaml")
+    assert target.is_file()
+
+
+BAD_CONFIGS = {
+    "rate": (lambda exp: exp["pruning"].update(rate=1.5), "pruning.rate"),
+    "metric": (lambda exp: exp["similarity"].update(metrics=["cka_magic"]), "similarity.metrics"),
+    "dataset": (lambda exp: exp["dataset"].update(name="imagenet"), "dataset.name"),
+    "epochs": (lambda exp: exp["train"].update(epochs=-1), "train.epochs"),
+    "data_root": (
+        lambda exp: exp["dataset"].update(name="mnist", data_root="/nonexistent/mnist"),
+        "dataset.data_root",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_stops_before_any_job_naming_the_key(smoke_run, case):
+    edit, key = BAD_CONFIGS[case]
+    config = write_config(smoke_run, f"bad_{case}.yaml", edit)
+    before = sorted(p for p in (smoke_run / "results").rglob("*"))
+    proc = snakemake(smoke_run, "--configfile", config, check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert key in message, message
+    assert "invalid configuration" in message
+    assert sorted(p for p in (smoke_run / "results").rglob("*")) == before
+
+
+def test_workflow_lint_passes():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout
