@@ -4,8 +4,6 @@ Run the embedded default:  snakemake --cores all
 Run another config:        snakemake --cores all --configfile config/smoke.yaml
 """
 
-import sys
-
 from snakemake.exceptions import WorkflowError
 
 from prunesim.config import ConfigError, load_schema, validate
@@ -39,9 +37,9 @@ include: "rules/similarity.smk"
 include: "rules/figures.smk"
 
 
+# The default target: every experiment's aggregated similarity Dataset and figures.
 rule all:
     default_target: True
-    """Every experiment's aggregated similarity Dataset and figures (the default target)."""
     input:
         rules.paper.input,
         aggregate_outputs(),

@@ -1,0 +1,128 @@
+"""Tests for comparing two activation stores (prunesim.compare)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prunesim.activations import open_activations
+from prunesim.compare import VIEWS, CompareSettings, compare_stores
+from prunesim.metrics import METRICS, similarity
+
+ALL = CompareSettings(metrics=METRICS, views=tuple(VIEWS))
+
+
+@pytest.fixture(scope="module")
+def self_comparison(lenet_stores):
+    path = str(lenet_stores["a"])
+    return compare_stores(path, path, ALL)
+
+
+@pytest.fixture(scope="module")
+def cross_comparison(lenet_stores):
+    return compare_stores(str(lenet_stores["a"]), str(lenet_stores["b"]), ALL)
+
+
+def test_dims_and_coords_follow_settings_and_layers(cross_comparison, lenet_stores):
+    ds = cross_comparison
+    assert ds["similarity"].dims == ("metric", "view", "layer_a", "layer_b")
+    assert ds["nan_reason"].dims == ("metric", "view", "layer_a", "layer_b")
+    layers = open_activations(lenet_stores["a"]).layers
+    assert list(ds["metric"].values) == list(METRICS)
+    assert list(ds["view"].values) == list(VIEWS)
+    assert list(ds["layer_a"].values) == layers == list(ds["layer_b"].values)
+    assert list(ds["depth_a"].values) == list(range(len(layers)))
+    assert ds.attrs["n_samples"] == 64 and ds.attrs["probe_digest"] == "probe-1"
+
+
+def test_self_comparison_is_one_on_the_diagonal_where_defined(self_comparison):
+    sim, reason = self_comparison["similarity"], self_comparison["nan_reason"]
+    for metric in METRICS:
+        defined = 0
+        for view in VIEWS:
+            for layer in sim["layer_a"].values:
+                value = float(sim.sel(metric=metric, view=view, layer_a=layer, layer_b=layer))
+                if np.isnan(value):
+                    assert str(reason.sel(metric=metric, view=view, layer_a=layer, layer_b=layer))
+                else:
+                    assert value == pytest.approx(1.0, abs=1e-9)
+                    defined += 1
+        assert defined >= len(sim["layer_a"]), f"{metric}: too few defined diagonal entries"
+
+
+def test_cka_self_comparison_is_defined_on_the_whole_diagonal(self_comparison):
+    diagonal = np.diagonal(
+        self_comparison["similarity"].sel(metric="cka_linear").values, axis1=-2, axis2=-1
+    )
+    np.testing.assert_allclose(diagonal, 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("fixture", ["self_comparison", "cross_comparison"])
+def test_nan_reason_is_empty_exactly_where_the_value_is_defined(fixture, request):
+    ds = request.getfixturevalue(fixture)
+    nan = np.isnan(ds["similarity"].values)
+    has_reason = np.vectorize(bool)(ds["nan_reason"].values)
+    assert nan.any() and (~nan).any()
+    np.testing.assert_array_equal(nan, has_reason)
+
+
+def test_cross_values_are_in_unit_interval_and_match_direct_similarity(
+    cross_comparison, lenet_stores
+):
+    values = cross_comparison["similarity"].values
+    defined = values[~np.isnan(values)]
+    assert ((defined >= 0) & (defined <= 1)).all()
+    a, b = open_activations(lenet_stores["a"]), open_activations(lenet_stores["b"])
+    direct = similarity(
+        VIEWS["gap"](a.load("relu2")), VIEWS["gap"](b.load("pool2")), "cka_linear"
+    )
+    stored = cross_comparison["similarity"].sel(
+        metric="cka_linear", view="gap", layer_a="relu2", layer_b="pool2"
+    )
+    assert float(stored) == pytest.approx(direct, abs=1e-12)
+
+
+def test_swapping_the_stores_transposes_the_result(cross_comparison, lenet_stores):
+    swapped = compare_stores(str(lenet_stores["b"]), str(lenet_stores["a"]), ALL)
+    np.testing.assert_allclose(
+        swapped["similarity"].values,
+        cross_comparison["similarity"].values.transpose(0, 1, 3, 2),
+        atol=1e-12,
+    )
+    np.testing.assert_array_equal(swapped["dead_a"].values, cross_comparison["dead_b"].values)
+
+
+def test_channels_view_of_different_spatial_sizes_is_nan_with_reason(cross_comparison):
+    # relu1 is 28x28, relu2 10x10 (lenet5 on 28x28 inputs)
+    cell = dict(view="channels", layer_a="relu1", layer_b="relu2")
+    for metric in METRICS:
+        assert np.isnan(float(cross_comparison["similarity"].sel(metric=metric, **cell)))
+        reason = str(cross_comparison["nan_reason"].sel(metric=metric, **cell))
+        assert "spatial" in reason and "(28, 28)" in reason and "(10, 10)" in reason
+
+
+def test_channels_view_of_equal_spatial_sizes_is_defined(cross_comparison):
+    value = cross_comparison["similarity"].sel(
+        metric="cka_linear", view="channels", layer_a="relu1", layer_b="relu1"
+    )
+    assert 0.0 < float(value) <= 1.0
+
+
+def test_cca_on_flattened_wide_layers_is_nan_with_degenerate_reason(cross_comparison):
+    cell = dict(metric="cca_mean", view="flatten", layer_a="relu1", layer_b="relu1")
+    assert np.isnan(float(cross_comparison["similarity"].sel(**cell)))  # 4704 features, n = 64
+    assert "degenerate" in str(cross_comparison["nan_reason"].sel(**cell))
+
+
+def test_stores_with_different_probe_digests_raise(lenet_stores):
+    with pytest.raises(ValueError, match="different probe sets"):
+        compare_stores(str(lenet_stores["a"]), str(lenet_stores["other"]), ALL)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"metrics": ("rsa",)}, "unknown metric"), ({"views": ("pixels",)}, "unknown views")],
+)
+def test_unknown_metric_or_view_in_settings_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CompareSettings(**kwargs)

@@ -1,0 +1,285 @@
+"""Tests for config validation (prunesim.config) against config/config.schema.yaml."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+import prunesim.compare
+import prunesim.data
+import prunesim.metrics
+import prunesim.models
+import prunesim.pruning
+import prunesim.train
+from prunesim.config import ConfigError, load_schema, validate
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return load_schema(CONFIG / "config.schema.yaml")
+
+
+def _minimal(**experiment) -> dict:
+    exp = {"dataset": {"name": "mnist5k"}, "model": "lenet5"}
+    exp.update(experiment)
+    return {"experiments": {"exp1": exp}}
+
+
+def _config_error(config: dict, schema: dict) -> str:
+    with pytest.raises(ConfigError) as err:
+        validate(config, schema)
+    return str(err.value)
+
+
+# --- valid configs and defaults ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_shipped_configs_validate(name, schema):
+    config = yaml.safe_load((CONFIG / name).read_text())
+    validated = validate(config, schema)
+    assert validated is config
+    for exp in config["experiments"].values():
+        assert exp["similarity"]["rank_tol"] == 1e-10  # a default, filled in
+
+
+def _assert_contains(full, given, path="") -> None:
+    """Every key of ``given`` is in ``full`` with the same value (recursively)."""
+    if isinstance(given, dict):
+        assert isinstance(full, dict), path
+        for key, value in given.items():
+            assert key in full, f"{path}.{key} dropped"
+            _assert_contains(full[key], value, f"{path}.{key}")
+    else:
+        assert full == given, f"{path} changed from {given!r} to {full!r}"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_validation_keeps_every_given_value_and_only_adds_defaults(name, schema):
+    raw = yaml.safe_load((CONFIG / name).read_text())
+    config = validate(copy.deepcopy(raw), schema)
+    _assert_contains(config, raw)
+    for exp in config["experiments"].values():
+        assert "noise" in exp["dataset"]["synthetic"]  # defaults reach nested blocks too
+        assert {"train", "pruning", "activations", "similarity", "seeds"} <= set(exp)
+        assert {"epochs", "optimizer", "schedule", "batch_size"} <= set(exp["train"])
+
+
+def test_minimal_experiment_gets_every_default(schema):
+    config = validate(_minimal(), schema)
+    assert config["device"] == "auto"
+    exp = config["experiments"]["exp1"]
+    assert exp["seeds"] == [0]
+    assert exp["dataset"] == {
+        "name": "mnist5k",
+        "data_root": None,
+        "download": False,
+        "test_fraction": 0.2,
+        "split_seed": 0,
+        "probe_size": 1000,
+        "probe_seed": 0,
+        "synthetic": {
+            "image_size": 28,
+            "channels": 1,
+            "num_classes": 10,
+            "train_size": 512,
+            "test_size": 256,
+            "noise": 0.35,
+        },
+    }
+    assert exp["train"] == {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.0005,
+        "schedule": "cosine",
+        "milestones": [],
+        "gamma": 0.1,
+        "epochs": 8,
+        "batch_size": 64,
+        "augment": "none",
+    }
+    assert exp["pruning"] == {
+        "methods": ["imp"],
+        "rounds": 5,
+        "rate": 0.4,
+        "scope": "global",
+        "prune_output_layer": False,
+    }
+    assert exp["activations"] == {"batch_size": 500}
+    assert exp["similarity"]["metrics"] == ["cka_linear", "cca_mean"]
+    assert exp["similarity"]["views"] == ["flatten", "gap"]
+
+
+def test_defaults_do_not_leak_between_experiments(schema):
+    config = _minimal()
+    config["experiments"]["exp2"] = copy.deepcopy(config["experiments"]["exp1"])
+    validate(config, schema)
+    one, two = config["experiments"]["exp1"], config["experiments"]["exp2"]
+    assert one["seeds"] == two["seeds"] and one["seeds"] is not two["seeds"]
+    one["train"]["milestones"].append(3)
+    assert two["train"]["milestones"] == []
+    assert schema["$defs"]["train"]["properties"]["milestones"]["default"] == []
+
+
+def test_given_values_are_not_overwritten_by_defaults(schema):
+    config = validate(_minimal(seeds=[3, 4], train={"epochs": 2, "lr": 0.1}), schema)
+    exp = config["experiments"]["exp1"]
+    assert exp["seeds"] == [3, 4]
+    assert (exp["train"]["epochs"], exp["train"]["lr"], exp["train"]["batch_size"]) == (2, 0.1, 64)
+
+
+# --- errors name the dotted key and what was expected -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("experiment", "key", "expected"),
+    [
+        ({"pruning": {"rate": 1.5}}, "experiments.exp1.pruning.rate", "in (0, 1)"),
+        ({"train": {"epochs": -1}}, "experiments.exp1.train.epochs", "positive number of epochs"),
+        (
+            {"similarity": {"metrics": ["cka_linear", "rsa"]}},
+            "experiments.exp1.similarity.metrics.1",
+            "['cka_linear', 'cca_mean']",
+        ),
+        (
+            {"dataset": {"name": "imagenet"}},
+            "experiments.exp1.dataset.name",
+            "one of the registered datasets",
+        ),
+        (
+            {"dataset": {"name": "mnist"}},
+            "experiments.exp1.dataset.data_root",
+            "torchvision.datasets.MNIST(root=DATA_ROOT, download=True)",
+        ),
+        (
+            {"dataset": {"name": "mnist5k", "probe_size": 1001}},
+            "experiments.exp1.dataset.probe_size",
+            "at most 1000",
+        ),
+        (
+            {"dataset": {"name": "synthetic", "probe_size": 300}},
+            "experiments.exp1.dataset.probe_size",
+            "at most 256",
+        ),
+        (
+            {"train": {"schedule": "multistep"}},
+            "experiments.exp1.train.milestones",
+            "increasing epochs",
+        ),
+        (
+            {"train": {"schedule": "multistep", "milestones": [4, 2]}},
+            "experiments.exp1.train.milestones",
+            "strictly increasing",
+        ),
+        (
+            {"train": {"epochs": 3, "schedule": "multistep", "milestones": [2, 5]}},
+            "experiments.exp1.train.milestones",
+            "within 1..3",
+        ),
+        ({"model": "alexnet"}, "experiments.exp1.model", "one of the registered models"),
+        ({"seeds": []}, "experiments.exp1.seeds", "non-empty list"),
+        ({"colour": "red"}, "experiments.exp1", "only the keys documented"),
+    ],
+    ids=[
+        "rate",
+        "epochs",
+        "metric",
+        "dataset",
+        "mnist_without_data_root",
+        "probe_size",
+        "probe_size_synthetic",
+        "multistep_without_milestones",
+        "milestones_unsorted",
+        "milestones_beyond_epochs",
+        "model",
+        "seeds",
+        "unknown_experiment_key",
+    ],
+)
+def test_invalid_value_raises_config_error_naming_key_and_expectation(
+    schema, experiment, key, expected
+):
+    message = _config_error(_minimal(**experiment), schema)
+    assert f"config key {key}:" in message
+    assert expected in message
+
+
+def test_mnist_with_empty_data_root_names_the_folder(schema, tmp_path):
+    config = _minimal(dataset={"name": "mnist", "data_root": str(tmp_path)})
+    message = _config_error(config, schema)
+    assert "experiments.exp1.dataset.data_root" in message and str(tmp_path) in message
+
+
+def test_mnist_with_download_is_valid(schema, tmp_path):
+    validate(_minimal(dataset={"name": "mnist", "data_root": str(tmp_path), "download": True}), schema)
+
+
+def test_unknown_top_level_key_raises_naming_it(schema):
+    config = _minimal()
+    config["exeriments"] = {}
+    message = _config_error(config, schema)
+    assert "'exeriments'" in message and "only the keys documented" in message
+
+
+def test_model_too_large_for_the_images_raises(schema):
+    config = _minimal(
+        dataset={"name": "synthetic", "probe_size": 10, "synthetic": {"image_size": 16}},
+        model="vgg11_bn",
+    )
+    message = _config_error(config, schema)
+    assert "experiments.exp1.model" in message and "at least 32" in message
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+# --- the schema's enums are the registries ----------------------------------------------------
+
+
+def _enum(schema: dict, *path: str) -> set:
+    node = schema["$defs"]
+    for key in path:
+        node = node[key]
+    return set(node["enum"])
+
+
+def test_dataset_enum_equals_dataset_registry(schema):
+    assert _enum(schema, "dataset", "properties", "name") == set(prunesim.data.DATASETS)
+
+
+def test_model_enum_equals_model_registry(schema):
+    assert _enum(schema, "experiment", "properties", "model") == set(prunesim.models.MODELS)
+
+
+@pytest.mark.parametrize(
+    ("key", "registry"),
+    [
+        ("optimizer", prunesim.train.OPTIMIZERS),
+        ("schedule", prunesim.train.SCHEDULES),
+        ("augment", prunesim.train.AUGMENTATIONS),
+    ],
+)
+def test_train_enums_equal_train_registries(schema, key, registry):
+    assert _enum(schema, "train", "properties", key) == set(registry)
+
+
+def test_scope_enum_equals_pruning_scopes(schema):
+    assert _enum(schema, "pruning", "properties", "scope") == set(prunesim.pruning.SCOPES)
+
+
+def test_metric_enum_equals_metric_registry(schema):
+    metrics = _enum(schema, "similarity", "properties", "metrics", "items")
+    assert metrics == set(prunesim.metrics.METRICS)
+
+
+def test_view_enum_equals_view_registry(schema):
+    views = _enum(schema, "similarity", "properties", "views", "items")
+    assert views == set(prunesim.compare.VIEWS)
