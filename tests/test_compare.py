@@ -73,9 +73,7 @@ def test_cross_values_are_in_unit_interval_and_match_direct_similarity(
     defined = values[~np.isnan(values)]
     assert ((defined >= 0) & (defined <= 1)).all()
     a, b = open_activations(lenet_stores["a"]), open_activations(lenet_stores["b"])
-    direct = similarity(
-        VIEWS["gap"](a.load("relu2")), VIEWS["gap"](b.load("pool2")), "cka_linear"
-    )
+    direct = similarity(VIEWS["gap"](a.load("relu2")), VIEWS["gap"](b.load("pool2")), "cka_linear")
     stored = cross_comparison["similarity"].sel(
         metric="cka_linear", view="gap", layer_a="relu2", layer_b="pool2"
     )

@@ -218,7 +218,9 @@ def test_mnist_with_empty_data_root_names_the_folder(schema, tmp_path):
 
 
 def test_mnist_with_download_is_valid(schema, tmp_path):
-    validate(_minimal(dataset={"name": "mnist", "data_root": str(tmp_path), "download": True}), schema)
+    validate(
+        _minimal(dataset={"name": "mnist", "data_root": str(tmp_path), "download": True}), schema
+    )
 
 
 def test_unknown_top_level_key_raises_naming_it(schema):

@@ -276,7 +276,9 @@ def _optimizer_state_at_masked(optimizer, param, mask) -> dict[str, torch.Tensor
 
 
 @pytest.mark.parametrize("settings", OPTIMIZER_CASES.values(), ids=OPTIMIZER_CASES.keys())
-def test_optimizer_state_stays_exactly_zero_at_masked_weights(make_model, synthetic_splits, settings):
+def test_optimizer_state_stays_exactly_zero_at_masked_weights(
+    make_model, synthetic_splits, settings
+):
     """One step replicated as prunesim.train does it: masked weights are zero right after
     ``optimizer.step()`` (before the mask is re-applied) and momentum / Adam moments are zero
     at masked positions."""

@@ -99,7 +99,13 @@ def test_cosine_schedule_gives_the_expected_lr_per_epoch(make_model, tiny_splits
 
 def test_multistep_schedule_multiplies_lr_by_gamma_after_each_milestone(make_model, tiny_splits):
     lrs = _lrs(
-        make_model, tiny_splits, schedule="multistep", lr=0.1, epochs=4, milestones=(1, 3), gamma=0.5
+        make_model,
+        tiny_splits,
+        schedule="multistep",
+        lr=0.1,
+        epochs=4,
+        milestones=(1, 3),
+        gamma=0.5,
     )
     # torch semantics: after ``m`` epochs have run, the LR is multiplied by gamma.
     assert lrs == pytest.approx([0.1, 0.05, 0.05, 0.025], rel=1e-12)

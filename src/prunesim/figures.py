@@ -61,6 +61,7 @@ def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str |
     sparsity = dict(zip(ds["round"].values.tolist(), mean_sparsity, strict=True))
     frame["round"] = frame["round"].map(lambda r: f"{r} ({100 * sparsity[r]:.1f}% pruned)")
     layers = list(dict.fromkeys(frame.sort_values("depth")["layer"]))
+    frame["metric"] = frame["metric"].map(lambda m: METRIC_LABELS.get(m, m))
     sns.set_theme(context="paper", style="whitegrid")
     grid = sns.relplot(
         data=frame,
@@ -82,7 +83,8 @@ def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str |
     grid.set_axis_labels("layer", "similarity to dense")
     grid.set_titles(row_template="view: {row_name}", col_template="{col_name}")
     grid.legend.set_title("IMP round" if method == "imp" else f"{method} round")
-    grid.figure.suptitle(f"{method}: matched layers vs the dense network", y=1.02)
+    title = "IMP" if method == "imp" else method
+    grid.figure.suptitle(f"{title}: each layer vs the same layer of the dense network", y=1.02)
     save(grid.figure, pdf, png)
 
 

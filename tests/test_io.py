@@ -1,0 +1,174 @@
+"""Tests for atomic writes, JSON helpers and code digests (prunesim.io)."""
+
+from __future__ import annotations
+
+import pytest
+
+from prunesim.io import atomic_path, code_digest, read_json, write_json
+
+
+class Boom(Exception):
+    pass
+
+
+def _listing(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- atomic_path ------------------------------------------------------------------------------
+
+
+def test_atomic_path_leaves_existing_file_untouched_and_no_temp_when_body_raises(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(Boom), atomic_path(target) as tmp:
+        tmp.write_text("half-written")
+        raise Boom
+    assert target.read_text() == "old"
+    assert _listing(tmp_path) == ["out.txt"]
+
+
+def test_atomic_path_creates_nothing_when_body_raises(tmp_path):
+    target = tmp_path / "new" / "store.zarr"
+    with pytest.raises(Boom), atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "chunk").write_bytes(b"\0")
+        raise Boom
+    assert not target.exists()
+    assert _listing(target.parent) == []
+
+
+def test_atomic_path_keeps_nothing_visible_at_target_until_the_body_ends(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+        assert tmp != target and tmp.parent == target.parent
+        assert not target.exists()
+    assert target.read_text() == "new"
+    assert _listing(tmp_path) == ["out.txt"]
+
+
+def test_atomic_path_replaces_an_existing_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert _listing(tmp_path) == ["out.txt"]
+
+
+def test_atomic_path_replaces_an_existing_directory_entirely(tmp_path):
+    target = tmp_path / "store.zarr"
+    (target / "stale").mkdir(parents=True)
+    (target / "stale" / "chunk").write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "fresh").write_text("new")
+    assert _listing(target) == ["fresh"]
+    assert _listing(tmp_path) == ["store.zarr"]
+
+
+def test_atomic_path_replaces_a_file_with_a_directory(tmp_path):
+    target = tmp_path / "thing"
+    target.write_text("a file")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+    assert target.is_dir()
+
+
+def test_atomic_path_raises_and_keeps_target_when_nothing_was_written(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(FileNotFoundError, match="nothing was written"), atomic_path(target):
+        pass
+    assert target.read_text() == "old"
+
+
+def test_atomic_path_clears_a_stale_temp_left_by_an_earlier_crash(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("first")
+        stale = tmp  # the temporary name this process uses for ``target``
+    stale.mkdir()  # as if a killed job had left its temporary folder
+    (stale / "junk").write_text("x")
+    with atomic_path(target) as tmp:
+        assert not tmp.exists()
+        tmp.write_text("fresh")
+    assert target.read_text() == "fresh"
+    assert _listing(tmp_path) == ["out.txt"]
+
+
+def test_write_json_read_json_round_trip_with_sorted_keys(tmp_path):
+    data = {"b": [1, 2.5, None], "a": {"z": True, "y": "text"}}
+    path = tmp_path / "sub" / "metrics.json"
+    write_json(path, data)
+    assert read_json(path) == data
+    text = path.read_text()
+    assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
+
+
+# --- code_digest ------------------------------------------------------------------------------
+
+
+def _package(root, name: str, files: dict[str, str]):
+    pkg = root / name
+    pkg.mkdir()
+    for rel, text in files.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    return pkg
+
+
+def test_code_digest_is_stable_for_unchanged_sources(tmp_path, monkeypatch):
+    _package(tmp_path, "psim_digest_a", {"__init__.py": "", "mod.py": "X = 1\n"})
+    monkeypatch.syspath_prepend(tmp_path)
+    first = code_digest("psim_digest_a")
+    assert code_digest("psim_digest_a") == first
+    assert len(first) == 16 and int(first, 16) >= 0
+
+
+def test_code_digest_of_a_package_changes_when_a_module_file_changes(tmp_path, monkeypatch):
+    pkg = _package(tmp_path, "psim_digest_b", {"__init__.py": "", "sub/mod.py": "X = 1\n"})
+    monkeypatch.syspath_prepend(tmp_path)
+    before = code_digest("psim_digest_b")
+    (pkg / "sub" / "mod.py").write_text("X = 2\n")
+    after = code_digest("psim_digest_b")
+    assert after != before
+    (pkg / "sub" / "mod.py").write_text("X = 1\n")
+    assert code_digest("psim_digest_b") == before  # content, not timestamps
+
+
+def test_code_digest_of_a_package_changes_when_a_module_is_added(tmp_path, monkeypatch):
+    pkg = _package(tmp_path, "psim_digest_c", {"__init__.py": "", "mod.py": "X = 1\n"})
+    monkeypatch.syspath_prepend(tmp_path)
+    before = code_digest("psim_digest_c")
+    (pkg / "extra.py").write_text("")
+    assert code_digest("psim_digest_c") != before
+
+
+def test_code_digest_of_a_module_covers_only_that_module(tmp_path, monkeypatch):
+    files = {"__init__.py": "", "one.py": "A = 1\n", "two.py": "B = 1\n"}
+    pkg = _package(tmp_path, "psim_digest_d", files)
+    monkeypatch.syspath_prepend(tmp_path)
+    one = code_digest("psim_digest_d.one")
+    (pkg / "two.py").write_text("B = 2\n")
+    assert code_digest("psim_digest_d.one") == one
+    (pkg / "one.py").write_text("A = 2\n")
+    assert code_digest("psim_digest_d.one") != one
+
+
+def test_code_digest_does_not_depend_on_argument_order_or_repeats(tmp_path, monkeypatch):
+    _package(tmp_path, "psim_digest_e", {"__init__.py": "", "m1.py": "1\n", "m2.py": "2\n"})
+    monkeypatch.syspath_prepend(tmp_path)
+    forward = code_digest("psim_digest_e.m1", "psim_digest_e.m2")
+    assert code_digest("psim_digest_e.m2", "psim_digest_e.m1", "psim_digest_e.m1") == forward
+    assert code_digest("psim_digest_e.m1") != forward
+
+
+def test_code_digest_of_prunesim_modules_differ():
+    assert code_digest("prunesim.metrics") != code_digest("prunesim.train")
+
+
+def test_code_digest_of_a_missing_module_raises():
+    with pytest.raises(ValueError, match="psim_no_such_module"):
+        code_digest("psim_no_such_module")
