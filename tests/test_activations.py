@@ -94,6 +94,18 @@ def test_extraction_runs_the_model_in_eval_mode(tmp_path):
     torch.testing.assert_close(stored, expected)
 
 
+def test_output_of_a_layer_followed_by_an_in_place_op_is_stored_unmodified(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(inplace=True))
+    images = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model[0](images)
+    assert bool((expected < 0).any())  # the ReLU changes something
+    extract_activations(model, ["0"], images, tmp_path / "s.zarr", batch_size=6)
+    stored = torch.from_numpy(open_activations(tmp_path / "s.zarr").load("0"))
+    torch.testing.assert_close(stored, expected)
+
+
 def test_open_activations_refuses_a_store_without_manifest(tmp_path):
     path = tmp_path / "partial.zarr"
     group = zarr.open_group(path, mode="w")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -95,7 +97,7 @@ def test_synthetic_is_deterministic_for_a_split_seed(synthetic_settings, synthet
 
 
 def test_synthetic_differs_for_another_split_seed(synthetic_settings, synthetic_splits):
-    other = load_splits(DataSettings(**{**synthetic_settings.__dict__, "split_seed": 1}))
+    other = load_splits(replace(synthetic_settings, split_seed=1))
     assert not np.array_equal(other.train_x, synthetic_splits.train_x)
 
 

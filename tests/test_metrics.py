@@ -232,12 +232,6 @@ def test_constant_layer_gives_nan_with_a_reason(metric, side, rng):
     assert math.isnan(similarity(x, constant, metric))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a constant float64 layer whose values are not exact binary fractions keeps "
-    "~1e-16 centring residue; dead-neuron detection is purely relative to the layer's own "
-    "largest std, so every neuron counts as live and the metric returns ~0 instead of NaN",
-)
 @pytest.mark.parametrize("metric", METRICS)
 def test_constant_layer_with_inexact_values_gives_nan_with_a_reason(metric, rng):
     x = rng.standard_normal((50, 5))

@@ -3,6 +3,8 @@ training: pruned weights must stay exactly zero through every optimizer step."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -258,7 +260,7 @@ def test_pruned_weights_stay_exactly_zero_through_training(make_model, synthetic
     masks = magnitude_step(model, full_masks(model), 0.5)
     # The weights are dense on entry: train must zero the masked ones itself.
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = TrainSettings(**{**settings.__dict__, "epochs": 2, "batch_size": 64})
+    cfg = replace(settings, epochs=2, batch_size=64)
     train(model, synthetic_splits, cfg, seed=0, masks=masks, device=CPU)
     params = dict(model.named_parameters())
     for name, mask in masks.items():

@@ -56,17 +56,21 @@ def extract_activations(
 
 
 def _extract(model, layers, images, store_path, batch_size: int, attrs: dict) -> None:
+    import torch
+
     modules = dict(model.named_modules())
     unknown = [name for name in layers if name not in modules]
     if unknown:
         raise ValueError(f"layers {unknown} are not modules of the model")
-    outputs: dict[str, torch.Tensor] = {}
+    outputs: dict[str, np.ndarray] = {}
 
     def hook_for(name: str):
         def hook(module, inputs, output):
             if name in outputs:
                 raise RuntimeError(f"module {name!r} ran twice in one forward pass")
-            outputs[name] = output
+            # Copy now: an in-place op later in the pass (ReLU(inplace=True), x += shortcut)
+            # would otherwise change what is stored.
+            outputs[name] = output.detach().to("cpu", torch.float32, copy=True).numpy()
 
         return hook
 
@@ -82,7 +86,7 @@ def _extract(model, layers, images, store_path, batch_size: int, attrs: dict) ->
                 outputs.clear()
                 model(images[start : start + batch_size])
                 for name in layers:
-                    batch = outputs[name].detach().float().cpu().numpy()
+                    batch = outputs[name]
                     if name not in arrays:
                         arrays[name] = group.create_array(
                             name,

@@ -97,10 +97,10 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"config key {key}.train.milestones: empty, but schedule is 'multistep' "
             "(expected increasing epochs at which to decay the LR)"
         )
-    if milestones != sorted(set(milestones)) or any(m > train["epochs"] for m in milestones):
+    if milestones != sorted(set(milestones)) or any(m >= train["epochs"] for m in milestones):
         raise ConfigError(
-            f"config key {key}.train.milestones: {milestones} "
-            f"(expected strictly increasing epochs within 1..{train['epochs']})"
+            f"config key {key}.train.milestones: {milestones} (expected strictly increasing "
+            f"epochs within 1..{train['epochs'] - 1}; the LR changes after each milestone epoch)"
         )
     from prunesim.models import MODELS  # torch import: only after the cheap checks pass
 

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,32 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     _remove(tmp)
     try:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written to the temporary path {tmp}")
-        _remove(target)
-        os.replace(tmp, target)
+        _replace(tmp, target)
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _replace(new: Path, target: Path) -> None:
+    """Move ``new`` onto ``target``. A file replaces a file atomically; otherwise (a directory
+    is involved) the old target is first moved aside and deleted only once ``new`` is in."""
+    if not os.path.lexists(target) or (new.is_file() and not target.is_dir()):
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{threading.get_ident()}")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    _remove(old)
 
 
 def _remove(path: Path) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 DEAD_TOL = 1e-6  # a neuron is dead if its std <= DEAD_TOL * the layer's largest neuron std
 RANK_TOL = 1e-10  # covariance eigenvalues <= RANK_TOL * the largest are treated as zero
+CONSTANT_RTOL = 1e-12  # std <= CONSTANT_RTOL * |mean| is rounding residue of a constant neuron
 
 
 def as_float64_matrix(x) -> np.ndarray:
@@ -40,11 +41,13 @@ class LayerFactors:
     @classmethod
     def from_array(cls, x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL) -> LayerFactors:
         x = as_float64_matrix(x)
-        x = x - x.mean(axis=0, keepdims=True)
+        mean = x.mean(axis=0, keepdims=True) if x.shape[0] else np.zeros((1, x.shape[1]))
+        x = x - mean
         std = np.sqrt((x * x).mean(axis=0)) if x.shape[0] else np.zeros(x.shape[1])
-        live = (
-            std > dead_tol * std.max() if std.size and std.max() > 0 else np.zeros(std.shape, bool)
-        )
+        # Dead: negligible next to the layer's largest neuron, or below the rounding residue
+        # that centring leaves on a constant column (which is not exactly zero in float64).
+        largest = std.max(initial=0.0)
+        live = (std > dead_tol * largest) & (std > CONSTANT_RTOL * np.abs(mean[0]))
         return cls(np.ascontiguousarray(x[:, live]), int((~live).sum()), dead_tol, rank_tol)
 
     @property
