@@ -109,6 +109,9 @@ def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> No
         ax=ax,
     )
     ax.set_xscale("log")
+    ticks = sorted(frame["remaining"].round(1).unique(), reverse=True)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
     ax.set_title("accuracy under pruning (mean over seeds, band = range)")

@@ -7,13 +7,18 @@ family so each rule's code digest covers only the code it runs.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from prunesim.train import seed_everything, select_device
+if TYPE_CHECKING:  # the similarity stages run without torch
+    import torch
 
 
 def setup(threads: int, seed: int, device: str) -> torch.device:
     """Thread count, seeds and device for one job."""
+    import torch
+
+    from prunesim.train import seed_everything, select_device
+
     torch.set_num_threads(max(1, threads))
     seed_everything(seed)
     return select_device(device)
