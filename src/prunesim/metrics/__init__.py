@@ -1,20 +1,43 @@
 """Layer-similarity metrics: a registry of metric definitions and the public API.
 
-``METRICS`` names the metrics; ``similarity(X, Y, metric)`` compares two in-memory ``n × p``
-representations (numpy or torch, any float dtype); ``evaluate(pair, metric)`` is the form that
-:mod:`prunesim.compare` uses, sharing per-layer factors across all pairs and metrics.
+``METRICS`` names the metrics; ``similarity(X, Y, metric, **options)`` compares two in-memory
+``n × p`` representations (numpy or torch, any float dtype); ``evaluate(pair, metric, options)``
+is the form that :mod:`prunesim.compare` uses on streamed statistics, sharing per-layer factors
+across all pairs and metrics.
 
-An undefined value (a constant layer, a degenerate CCA) is NaN with a reason, never an error.
-Definitions and references: ``docs/metrics.md``.
+Every metric is computed in float64 on column-centred data with dead (zero-variance) neurons
+removed. An undefined value (a constant layer, a degenerate CCA) is NaN with a reason, never an
+error. Definitions, references and where other implementations differ: ``docs/metrics.md``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from prunesim.metrics.factors import DEAD_TOL, RANK_TOL, LayerFactors, PairFactors
+import numpy as np
+
+from prunesim.metrics.factors import RANK_TOL, LayerFactors, PairFactors, unbiased_hsic
+from prunesim.metrics.stats import DEAD_TOL, stats_from_array
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    """Options of the metrics; recorded in every output's attributes."""
+
+    cca_threshold: float | None = None  # cca_mean: average only the leading correlations whose
+    # cumulative sum reaches this fraction of the total (0.98 reproduces google/svcca's "mean")
+    svcca_variance: float = 0.99  # svcca: keep the leading directions explaining this variance
+    rbf_sigma: float = 1.0  # cka_rbf: bandwidth = rbf_sigma × median distance between samples
+
+    def __post_init__(self) -> None:
+        if self.cca_threshold is not None and not 0.0 < self.cca_threshold <= 1.0:
+            raise ValueError(f"cca_threshold must be in (0, 1] or None, got {self.cca_threshold}")
+        if not 0.0 < self.svcca_variance <= 1.0:
+            raise ValueError(f"svcca_variance must be in (0, 1], got {self.svcca_variance}")
+        if not self.rbf_sigma > 0.0:
+            raise ValueError(f"rbf_sigma must be positive, got {self.rbf_sigma}")
 
 
 @dataclass(frozen=True)
@@ -26,61 +49,174 @@ class MetricResult:
 @dataclass(frozen=True)
 class Metric:
     name: str
-    compute: Callable[[PairFactors], MetricResult]
+    compute: Callable[[PairFactors, MetricOptions], MetricResult]
     symmetric: bool
+    needs_kernel: bool  # needs each layer's n × n Gram matrix whatever p is (RBF)
     definition: str
     reference: str
 
 
-def _constant(pair: PairFactors) -> MetricResult | None:
+def _nan(reason: str) -> MetricResult:
+    return MetricResult(math.nan, reason)
+
+
+def _undefined(pair: PairFactors) -> MetricResult | None:
     for side, layer in (("first", pair.a), ("second", pair.b)):
         if layer.constant:
-            return MetricResult(
-                math.nan, f"{side} representation is constant (all {layer.dead} neurons dead)"
-            )
+            return _nan(f"{side} representation is constant (all {layer.dead} neurons dead)")
     return None
 
 
-def cka_linear(pair: PairFactors) -> MetricResult:
-    """Linear CKA: ‖XᵀY‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F) on centred X, Y."""
-    undefined = _constant(pair)
-    if undefined:
-        return undefined
-    return MetricResult(pair.cross_hsic / (pair.a.self_hsic * pair.b.self_hsic))
-
-
-def cca_mean(pair: PairFactors) -> MetricResult:
-    """Mean of all min(r_x, r_y) canonical correlations."""
-    undefined = _constant(pair)
-    if undefined:
-        return undefined
-    ra, rb = pair.a.rank, pair.b.rank
+def _degenerate(pair: PairFactors, ra: int, rb: int) -> MetricResult | None:
     if ra + rb >= pair.n:
-        return MetricResult(
-            math.nan,
+        return _nan(
             f"CCA degenerate: rank {ra} + rank {rb} >= n = {pair.n} forces canonical "
-            "correlations of 1; use a view with fewer features (gap, channels) or more samples",
+            "correlations of 1; use a view with fewer features (gap, channels) or more samples"
         )
-    return MetricResult(float(pair.canonical_correlations.mean()))
+    return None
+
+
+def cka_linear(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    return _undefined(pair) or MetricResult(pair.cross_hsic / (pair.a.self_hsic * pair.b.self_hsic))
+
+
+def cka_debiased(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair):
+        return undefined
+    if pair.n < 4:
+        return _nan(f"debiased HSIC needs n >= 4 samples, got {pair.n}")
+    hsic = unbiased_hsic(pair.cross_hsic, pair.row_sq_product, pair.a.trace, pair.b.trace, pair.n)
+    norm = pair.a.self_hsic_unbiased * pair.b.self_hsic_unbiased
+    if not norm > 0.0:
+        return _nan("unbiased self-HSIC is not positive (too few samples for the features)")
+    return MetricResult(hsic / math.sqrt(norm))
+
+
+def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair):
+        return undefined
+    kernel_a, reason_a = pair.a.rbf_kernel(opts.rbf_sigma)
+    kernel_b, reason_b = pair.b.rbf_kernel(opts.rbf_sigma)
+    if kernel_a is None or kernel_b is None:
+        return _nan(f"RBF kernel undefined: {reason_a or reason_b}")
+    value = np.vdot(kernel_a, kernel_b) / (np.linalg.norm(kernel_a) * np.linalg.norm(kernel_b))
+    return MetricResult(float(value))
+
+
+def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair):
+        return undefined
+    if pair.both_gram and pair.a.gram_route and pair.b.gram_route:
+        # ‖XᵀY‖_* = ‖diag(s_a) U_aᵀ U_b diag(s_b)‖_*, from the Gram eigendecompositions.
+        core = (pair.a.singular_values[:, None] * pair.whitened_cross()) * pair.b.singular_values
+    else:
+        core = pair.cross
+    nuclear = np.linalg.svd(core, compute_uv=False).sum()
+    return MetricResult(float(nuclear / math.sqrt(pair.a.trace * pair.b.trace)))
+
+
+def _mean_leading(rho: np.ndarray, threshold: float | None) -> float:
+    if threshold is None or not rho.sum() > 0:
+        return float(rho.mean())
+    cumulative = np.cumsum(rho) / rho.sum()
+    count = int(np.searchsorted(cumulative, threshold - 1e-12) + 1)
+    return float(rho[:count].mean())
+
+
+def cca_mean(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair) or _degenerate(pair, pair.a.rank, pair.b.rank):
+        return undefined
+    rho, _ = pair.canonical()
+    return MetricResult(_mean_leading(rho, opts.cca_threshold))
+
+
+def svcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair):
+        return undefined
+    ka = pair.a.variance_rank(opts.svcca_variance)
+    kb = pair.b.variance_rank(opts.svcca_variance)
+    if degenerate := _degenerate(pair, ka, kb):
+        return degenerate
+    rho, _ = pair.canonical(ka, kb)
+    return MetricResult(float(rho.mean()))
+
+
+def pwcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair) or _degenerate(pair, pair.a.rank, pair.b.rank):
+        return undefined
+    rho, directions = pair.canonical()
+    k = len(rho)
+    # ⟨h_i, x_j⟩ for canonical variates h_i = Q_a u_i and neurons x_j of the first layer:
+    # Q_aᵀ X = diag(s) Vᵀ, so the projections are u_iᵀ diag(s) Vᵀ.
+    projections = (directions[:, :k].T * pair.a.singular_values) @ pair.a.right_vectors.T
+    weights = np.abs(projections).sum(axis=1)
+    return MetricResult(float(weights @ rho / weights.sum()))
 
 
 REGISTRY: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric(
-            "cka_linear",
-            cka_linear,
-            symmetric=True,
-            definition="||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F), X and Y column-centred",
-            reference="Kornblith et al. 2019, Similarity of Neural Network Representations Revisited",
-        ),
-        Metric(
             "cca_mean",
             cca_mean,
             symmetric=True,
-            definition="mean of all min(rank X, rank Y) canonical correlations; NaN when "
+            needs_kernel=False,
+            definition="mean of all min(rank X, rank Y) canonical correlations (with "
+            "cca_threshold: of the leading ones up to that fraction of their sum); NaN when "
             "rank X + rank Y >= n",
-            reference="Hotelling 1936; Raghu et al. 2017 (mean CCA similarity)",
+            reference="Hotelling 1936; Raghu et al. 2017",
+        ),
+        Metric(
+            "svcca",
+            svcca,
+            symmetric=True,
+            needs_kernel=False,
+            definition="mean canonical correlation after keeping each side's leading principal "
+            "directions that explain svcca_variance of its variance",
+            reference="Raghu et al. 2017, SVCCA",
+        ),
+        Metric(
+            "pwcca",
+            pwcca,
+            symmetric=False,
+            needs_kernel=False,
+            definition="sum_i a_i rho_i / sum_i a_i with a_i = sum_j |<h_i, x_j>|, h_i the "
+            "first representation's canonical variates, x_j its centred neurons",
+            reference="Morcos, Raghu & Bengio 2018",
+        ),
+        Metric(
+            "cka_linear",
+            cka_linear,
+            symmetric=True,
+            needs_kernel=False,
+            definition="||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)",
+            reference="Kornblith et al. 2019",
+        ),
+        Metric(
+            "cka_rbf",
+            cka_rbf,
+            symmetric=True,
+            needs_kernel=True,
+            definition="<HKH, HLH>_F / (||HKH||_F ||HLH||_F), K_ij = exp(-||x_i - x_j||^2 / "
+            "(2 sigma^2)), sigma = rbf_sigma x median distance between distinct samples",
+            reference="Kornblith et al. 2019",
+        ),
+        Metric(
+            "cka_debiased",
+            cka_debiased,
+            symmetric=True,
+            needs_kernel=False,
+            definition="linear CKA with the unbiased HSIC estimator; can be slightly negative",
+            reference="Song et al. 2012; Kornblith et al. 2019; Nguyen et al. 2021",
+        ),
+        Metric(
+            "nbs",
+            nbs,
+            symmetric=True,
+            needs_kernel=False,
+            definition="||X^T Y||_* / sqrt(tr(X^T X) tr(Y^T Y)) = tr((K^1/2 L K^1/2)^1/2) / "
+            "sqrt(tr K tr L)",
+            reference="Tang et al. 2020 (Normalized Bures Similarity)",
         ),
     )
 }
@@ -95,27 +231,57 @@ def get_metric(name: str) -> Metric:
         raise ValueError(f"unknown metric {name!r}; expected one of {list(METRICS)}") from None
 
 
-def evaluate(pair: PairFactors, metric: str) -> MetricResult:
-    return get_metric(metric).compute(pair)
+def evaluate(pair: PairFactors, metric: str, options: MetricOptions | None = None) -> MetricResult:
+    return get_metric(metric).compute(pair, options or MetricOptions())
 
 
-def similarity(X, Y, metric: str, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL) -> float:
-    """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples)."""
-    pair = PairFactors(
-        LayerFactors.from_array(X, dead_tol, rank_tol),
-        LayerFactors.from_array(Y, dead_tol, rank_tol),
-    )
-    return evaluate(pair, metric).value
+def definitions(metrics, options: MetricOptions) -> dict:
+    """Definitions, references and options of ``metrics``, for output attributes."""
+    return {
+        "metrics": {
+            m: {"definition": REGISTRY[m].definition, "reference": REGISTRY[m].reference}
+            for m in metrics
+        },
+        "options": asdict(options),
+    }
+
+
+def layer_factors(x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL) -> LayerFactors:
+    """Factors of one in-memory representation (both streaming passes over one chunk). The
+    data is in memory anyway, so it is kept: cross-products are formed from it."""
+    return LayerFactors(stats_from_array(x, dead_tol, keep_data=True), rank_tol)
+
+
+def similarity(
+    X,
+    Y,
+    metric: str,
+    dead_tol: float = DEAD_TOL,
+    rank_tol: float = RANK_TOL,
+    **options,
+) -> float:
+    """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples).
+
+    ``options`` are :class:`MetricOptions` fields (e.g. ``svcca_variance=0.99``).
+    """
+    get_metric(metric)
+    pair = PairFactors(layer_factors(X, dead_tol, rank_tol), layer_factors(Y, dead_tol, rank_tol))
+    return evaluate(pair, metric, MetricOptions(**options)).value
 
 
 __all__ = [
+    "DEAD_TOL",
     "METRICS",
+    "RANK_TOL",
     "REGISTRY",
     "LayerFactors",
     "Metric",
+    "MetricOptions",
     "MetricResult",
     "PairFactors",
+    "definitions",
     "evaluate",
     "get_metric",
+    "layer_factors",
     "similarity",
 ]

@@ -1,10 +1,14 @@
 """Per-layer factors and per-pair products that every metric is computed from.
 
-A representation is an ``n × p`` matrix (rows = samples). It is converted to float64, centred
-column-wise, and its dead (zero-variance) neurons are dropped with an explicit tolerance and
-counted. The factors that metrics need — the covariance ``XᵀX``, the Gram matrix ``XXᵀ``, the
-whitening basis for CCA — are computed lazily and once per layer, and shared by every layer pair
-and metric of a comparison; the cross-product ``XᵀY`` is computed once per pair.
+A :class:`LayerFactors` wraps one layer's streamed statistics (:class:`LayerStats`) and derives,
+lazily and once, what the metrics need: Frobenius norms, the trace, the eigendecomposition of
+``XᵀX`` (p <= n) or of the Gram matrix ``XXᵀ`` (p > n), whitening maps, RBF kernels. These
+are shared by every layer pair and every metric of a comparison. A :class:`PairFactors` holds
+the one cross-product ``XᵀY`` of a pair (streamed, or formed from kept data) and the canonical
+correlation analysis derived from it.
+
+Notation: X is n × p, centred, live neurons only; ``X = U diag(s) Vᵀ`` its thin SVD truncated
+to the numerical rank r (singular values s > sqrt(rank_tol) × the largest).
 """
 
 from __future__ import annotations
@@ -14,99 +18,155 @@ from functools import cached_property
 
 import numpy as np
 
-DEAD_TOL = 1e-6  # a neuron is dead if its std <= DEAD_TOL * the layer's largest neuron std
-RANK_TOL = 1e-10  # covariance eigenvalues <= RANK_TOL * the largest are treated as zero
-CONSTANT_RTOL = 1e-12  # std <= CONSTANT_RTOL * |mean| is rounding residue of a constant neuron
+from prunesim.metrics.stats import LayerStats
 
-
-def as_float64_matrix(x) -> np.ndarray:
-    """numpy or torch ``n × p`` array (any float dtype) -> float64 numpy array."""
-    if hasattr(x, "detach"):  # torch tensor, without importing torch
-        x = x.detach().cpu().double().numpy()
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
-    return x
+RANK_TOL = 1e-10  # eigenvalues of XᵀX (or XXᵀ) <= RANK_TOL × the largest are treated as zero
 
 
 @dataclass
 class LayerFactors:
-    """A centred representation with its dead neurons removed, and its cached factors."""
-
-    x: np.ndarray  # centred, float64, n × p (live neurons only)
-    dead: int  # neurons dropped for zero variance
-    dead_tol: float = DEAD_TOL
+    stats: LayerStats
     rank_tol: float = RANK_TOL
-
-    @classmethod
-    def from_array(cls, x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL) -> LayerFactors:
-        x = as_float64_matrix(x)
-        mean = x.mean(axis=0, keepdims=True) if x.shape[0] else np.zeros((1, x.shape[1]))
-        x = x - mean
-        std = np.sqrt((x * x).mean(axis=0)) if x.shape[0] else np.zeros(x.shape[1])
-        # Dead: negligible next to the layer's largest neuron, or below the rounding residue
-        # that centring leaves on a constant column (which is not exactly zero in float64).
-        largest = std.max(initial=0.0)
-        live = (std > dead_tol * largest) & (std > CONSTANT_RTOL * np.abs(mean[0]))
-        return cls(np.ascontiguousarray(x[:, live]), int((~live).sum()), dead_tol, rank_tol)
 
     @property
     def n(self) -> int:
-        return self.x.shape[0]
+        return self.stats.n
 
     @property
     def p(self) -> int:
-        return self.x.shape[1]
+        return self.stats.p
+
+    @property
+    def dead(self) -> int:
+        return self.stats.dead
 
     @property
     def constant(self) -> bool:
-        """No live neuron: every metric is undefined."""
-        return self.p == 0
+        """No live neuron (or no sample): every metric is undefined."""
+        return self.p == 0 or self.n < 2
 
     @property
-    def prefer_gram(self) -> bool:
-        """Gram (n × n) products are cheaper than feature (p × p) products when p > n."""
-        return self.p > self.n
+    def has_data(self) -> bool:
+        return self.stats.data is not None
+
+    @property
+    def gram_route(self) -> bool:
+        """Work with the n × n Gram matrix instead of the p × p covariance (p > n)."""
+        return self.stats.cov is None and self.p > self.n
 
     @cached_property
     def cov(self) -> np.ndarray:
-        """Uncentred-by-n covariance ``XᵀX`` (p × p)."""
-        return self.x.T @ self.x
+        """``XᵀX`` (p × p)."""
+        if self.stats.cov is not None:
+            return self.stats.cov
+        return self.stats.data.T @ self.stats.data
 
     @cached_property
     def gram(self) -> np.ndarray:
-        """Linear-kernel Gram matrix ``XXᵀ`` (n × n) of the centred data (hence centred)."""
-        return self.x @ self.x.T
+        """``XXᵀ`` (n × n), the centred linear-kernel Gram matrix. Needs the kept data."""
+        if self.stats.data is None:
+            raise ValueError("this layer kept no data: its Gram matrix is not available")
+        return self.stats.data @ self.stats.data.T
+
+    @property
+    def row_sq(self) -> np.ndarray:
+        return self.stats.row_sq
+
+    @cached_property
+    def trace(self) -> float:
+        """``tr XᵀX = tr XXᵀ = Σ_i ‖x_i‖²``."""
+        return float(self.row_sq.sum())
 
     @cached_property
     def self_hsic(self) -> float:
         """``‖XᵀX‖_F = ‖XXᵀ‖_F``, from whichever matrix is smaller."""
-        return float(np.linalg.norm(self.gram if self.prefer_gram else self.cov))
+        return float(np.linalg.norm(self.gram if self.gram_route else self.cov))
 
     @cached_property
-    def spectrum(self) -> tuple[np.ndarray, np.ndarray]:
-        """Non-negligible eigenpairs of ``XᵀX`` (p <= n) or ``XXᵀ`` (p > n): eigenvalues
-        <= rank_tol × the largest are dropped, so their count is the numerical rank."""
-        evals, evecs = np.linalg.eigh(self.gram if self.prefer_gram else self.cov)
-        keep = evals > self.rank_tol * max(evals.max(initial=0.0), 0.0)
+    def self_hsic_unbiased(self) -> float:
+        """Unbiased HSIC of the layer with itself (Song et al. 2012), linear kernel."""
+        return unbiased_hsic(
+            self.self_hsic**2, self.row_sq @ self.row_sq, self.trace, self.trace, self.n
+        )
+
+    @cached_property
+    def _eigen(self) -> tuple[np.ndarray, np.ndarray]:
+        """Non-negligible eigenpairs (descending) of XᵀX (feature route) or XXᵀ (Gram route)."""
+        evals, evecs = np.linalg.eigh(self.gram if self.gram_route else self.cov)
+        evals, evecs = evals[::-1], evecs[:, ::-1]
+        keep = evals > self.rank_tol * max(evals[0] if len(evals) else 0.0, 0.0)
         return evals[keep], evecs[:, keep]
 
     @property
     def rank(self) -> int:
-        return len(self.spectrum[0])
+        return len(self._eigen[0])
 
     @cached_property
-    def whitener(self) -> np.ndarray:
-        """``V_r Λ_r^{-1/2}`` (p × r): ``X @ whitener`` has orthonormal columns (p <= n only)."""
-        if self.prefer_gram:
-            raise ValueError("the feature-space whitener is only formed for p <= n")
-        evals, evecs = self.spectrum
-        return evecs / np.sqrt(evals)
+    def singular_values(self) -> np.ndarray:
+        """s (length r, descending)."""
+        return np.sqrt(self._eigen[0])
 
     @cached_property
-    def basis(self) -> np.ndarray:
-        """Orthonormal basis (n × r) of the column space of X."""
-        return self.spectrum[1] if self.prefer_gram else self.x @ self.whitener
+    def right_vectors(self) -> np.ndarray:
+        """V (p × r): principal directions in neuron space."""
+        if not self.gram_route:
+            return self._eigen[1]
+        return self.stats.data.T @ (self._eigen[1] / self.singular_values)
+
+    @cached_property
+    def left_vectors(self) -> np.ndarray:
+        """U (n × r): orthonormal basis of the column space of X (Gram route only)."""
+        if not self.gram_route:
+            raise ValueError("U is only formed on the Gram route (p > n)")
+        return self._eigen[1]
+
+    def whitener(self, k: int | None = None) -> np.ndarray:
+        """``M = V_k diag(1/s_k)`` (p × k): ``X M`` has orthonormal columns. ``k`` keeps the
+        leading k directions (SVCCA); ``None`` keeps all r."""
+        k = self.rank if k is None else k
+        return self.right_vectors[:, :k] / self.singular_values[:k]
+
+    def variance_rank(self, fraction: float) -> int:
+        """Fewest leading directions whose variance is at least ``fraction`` of the total."""
+        variance = self._eigen[0]
+        if not len(variance):
+            return 0
+        cumulative = np.cumsum(variance) / variance.sum()
+        return int(min(np.searchsorted(cumulative, fraction - 1e-12) + 1, len(variance)))
+
+    def rbf_kernel(self, sigma_factor: float) -> tuple[np.ndarray | None, str]:
+        """Centred RBF kernel ``H K H`` with bandwidth σ = sigma_factor × median pairwise
+        distance between distinct samples, and its Frobenius norm; or None and a reason."""
+        cached = self.__dict__.setdefault("_rbf", {})
+        if sigma_factor not in cached:
+            if not self.has_data:
+                cached[sigma_factor] = (
+                    None,
+                    "the RBF kernel needs the n × n Gram matrix, which "
+                    "this layer did not keep (n above rbf_max_samples)",
+                )
+            else:
+                gram = self.gram
+                sq = np.diag(gram)
+                dist = np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0.0)
+                median = float(np.median(dist[np.triu_indices(self.n, k=1)]))
+                if median <= 0.0:
+                    cached[sigma_factor] = (None, "median pairwise distance is zero")
+                else:
+                    kernel = np.exp(-dist / (2.0 * sigma_factor**2 * median))
+                    kernel -= kernel.mean(axis=0, keepdims=True)
+                    kernel -= kernel.mean(axis=1, keepdims=True)
+                    cached[sigma_factor] = (kernel, "")
+        return cached[sigma_factor]
+
+
+def unbiased_hsic(kl: float, ab: float, trace_a: float, trace_b: float, n: int) -> float:
+    """Song et al. (2012) unbiased HSIC of linear kernels of centred X, Y, from
+    ``kl = ⟨XXᵀ, YYᵀ⟩``, ``ab = Σ_i ‖x_i‖²‖y_i‖²`` and the traces. On centred data
+    ``1ᵀK̃1 = −tr K`` and ``K̃1 = −diag K``, which reduces the estimator to these terms."""
+    if n < 4:
+        return float("nan")
+    return (kl - ab * n / (n - 2) + trace_a * trace_b / ((n - 1) * (n - 2))) / (n * (n - 3))
 
 
 @dataclass
@@ -115,6 +175,7 @@ class PairFactors:
 
     a: LayerFactors
     b: LayerFactors
+    streamed_cross: np.ndarray | None = None  # XᵀY accumulated while streaming, if any
 
     def __post_init__(self) -> None:
         if self.a.n != self.b.n:
@@ -127,30 +188,47 @@ class PairFactors:
         return self.a.n
 
     @property
-    def prefer_gram(self) -> bool:
-        """Compare via n × n Grams when forming the p1 × p2 cross-product costs more."""
-        return self.a.p * self.b.p > self.n * self.n
+    def both_gram(self) -> bool:
+        return (
+            self.streamed_cross is None
+            and self.a.has_data
+            and self.b.has_data
+            and (self.a.gram_route or self.b.gram_route)
+        )
 
     @cached_property
     def cross(self) -> np.ndarray:
-        """``XᵀY`` (p1 × p2)."""
-        return self.a.x.T @ self.b.x
+        """``XᵀY`` (p1 × p2): streamed, or formed from the kept data."""
+        if self.streamed_cross is not None:
+            return self.streamed_cross
+        if self.a.has_data and self.b.has_data:
+            return self.a.stats.data.T @ self.b.stats.data
+        raise ValueError("XᵀY was neither streamed nor can be formed from kept data")
 
     @cached_property
     def cross_hsic(self) -> float:
-        """``‖XᵀY‖_F² = ⟨XXᵀ, YYᵀ⟩_F``, from the cheaper side."""
-        if self.prefer_gram:
+        """``‖XᵀY‖_F² = ⟨XXᵀ, YYᵀ⟩_F``: via the n × n Grams when both layers have them and
+        that is cheaper than the p1 × p2 cross-product."""
+        n, pa, pb = self.n, self.a.p, self.b.p
+        if self.streamed_cross is None and self.a.has_data and self.b.has_data and pa * pb > n * n:
             return float(np.vdot(self.a.gram, self.b.gram))
         return float(np.vdot(self.cross, self.cross))
 
     @cached_property
-    def canonical_correlations(self) -> np.ndarray:
-        """All min(r_a, r_b) canonical correlations, descending, clipped to [0, 1] against
-        rounding: singular values of ``W_aᵀ XᵀY W_b`` (feature space, reusing the pair's
-        cross-product) or of ``Q_aᵀ Q_b`` (orthonormal bases, where a layer has p > n)."""
-        if self.a.prefer_gram or self.b.prefer_gram:
-            m = self.a.basis.T @ self.b.basis
-        else:
-            m = self.a.whitener.T @ self.cross @ self.b.whitener
-        rho = np.linalg.svd(m, compute_uv=False)
-        return np.clip(rho, 0.0, 1.0)
+    def row_sq_product(self) -> float:
+        return float(self.a.row_sq @ self.b.row_sq)
+
+    def whitened_cross(self, ka: int | None = None, kb: int | None = None) -> np.ndarray:
+        """``Q_aᵀ Q_b`` (ka × kb) for orthonormal bases of the leading ka, kb principal
+        directions: its singular values are the canonical correlations."""
+        if self.both_gram and self.a.gram_route and self.b.gram_route:
+            ka = self.a.rank if ka is None else ka
+            kb = self.b.rank if kb is None else kb
+            return self.a.left_vectors[:, :ka].T @ self.b.left_vectors[:, :kb]
+        return self.a.whitener(ka).T @ self.cross @ self.b.whitener(kb)
+
+    def canonical(self, ka: int | None = None, kb: int | None = None):
+        """Canonical correlations (descending, clipped to [0, 1] against rounding) and the
+        left singular vectors (canonical directions in the first layer's whitened basis)."""
+        u, rho, _ = np.linalg.svd(self.whitened_cross(ka, kb), full_matrices=False)
+        return np.clip(rho, 0.0, 1.0), u

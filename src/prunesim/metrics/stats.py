@@ -1,0 +1,135 @@
+"""Streamed float64 sufficient statistics of representations, accumulated chunk by chunk.
+
+Two passes over the samples. Pass 1 (:class:`ColumnMoments`) finds each neuron's mean and
+variance (Chan et al.'s pairwise update, stable in float64) and so the dead neurons. Pass 2
+(:class:`LayerAccumulator`, :func:`accumulate_cross`) sees exactly centred chunks of the live
+neurons and sums what the metrics need:
+
+* ``cov = XᵀX`` (p × p) for layers with p <= n: memory does not grow with n;
+* the centred data itself for layers with p > n (or when a kernel metric needs the n × n Gram
+  matrix): memory n × p, which is small exactly when p > n;
+* each sample's squared norm ``‖x_i‖²`` (n floats), for debiased CKA;
+* ``XᵀY`` (p1 × p2) per layer pair, whenever one side keeps only its covariance.
+
+The in-memory API runs the same code with the whole matrix as one chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEAD_TOL = 1e-6  # a neuron is dead if its std <= DEAD_TOL * the layer's largest neuron std
+CONSTANT_RTOL = 1e-12  # std <= CONSTANT_RTOL * |mean| is rounding residue of a constant neuron
+
+
+def as_float64_matrix(x) -> np.ndarray:
+    """numpy or torch ``n × p`` array (any float dtype) -> float64 numpy array."""
+    if hasattr(x, "detach"):  # torch tensor, without importing torch
+        x = x.detach().cpu().double().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
+    return x
+
+
+@dataclass
+class ColumnMoments:
+    """Pass 1: per-neuron count, mean and sum of squared deviations, merged chunk by chunk."""
+
+    p: int
+    n: int = 0
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mean = np.zeros(self.p)
+        self.m2 = np.zeros(self.p)
+
+    def add(self, chunk: np.ndarray) -> None:
+        chunk = as_float64_matrix(chunk)
+        k = len(chunk)
+        if k == 0:
+            return
+        chunk_mean = chunk.mean(axis=0)
+        chunk_m2 = ((chunk - chunk_mean) ** 2).sum(axis=0)
+        total = self.n + k
+        delta = chunk_mean - self.mean
+        self.mean += delta * (k / total)
+        self.m2 += chunk_m2 + delta**2 * (self.n * k / total)
+        self.n = total
+
+    def live(self, dead_tol: float = DEAD_TOL) -> np.ndarray:
+        """Neurons with non-negligible variance: above ``dead_tol`` × the layer's largest std,
+        and above the rounding residue that centring leaves on a constant neuron."""
+        std = np.sqrt(self.m2 / max(self.n, 1))
+        largest = std.max(initial=0.0)
+        return (std > dead_tol * largest) & (std > CONSTANT_RTOL * np.abs(self.mean))
+
+
+@dataclass
+class LayerStats:
+    """Pass-2 results for one representation (one layer under one view)."""
+
+    n: int
+    mean: np.ndarray  # of the live neurons
+    dead: int
+    cov: np.ndarray | None  # XᵀX of the centred live neurons, or None when data is kept
+    data: np.ndarray | None  # the centred live data (n × p), kept when p > n or a Gram is needed
+    row_sq: np.ndarray  # ‖x_i‖² of each centred sample
+
+    @property
+    def p(self) -> int:
+        return len(self.mean)
+
+
+@dataclass
+class LayerAccumulator:
+    """Pass 2 for one representation: centres each chunk and accumulates its statistics."""
+
+    mean: np.ndarray  # full-width means from pass 1
+    live: np.ndarray  # boolean mask from pass 1
+    keep_data: bool
+    n: int = 0
+    cov: np.ndarray | None = None
+    rows: list = field(default_factory=list)
+    row_sq: list = field(default_factory=list)
+
+    def centred(self, chunk: np.ndarray) -> np.ndarray:
+        """The chunk's live neurons, centred with the pass-1 means (float64)."""
+        return as_float64_matrix(chunk)[:, self.live] - self.mean[self.live]
+
+    def add(self, centred: np.ndarray) -> None:
+        self.n += len(centred)
+        self.row_sq.append(np.einsum("ij,ij->i", centred, centred))
+        if self.keep_data:
+            self.rows.append(centred)
+        else:
+            product = centred.T @ centred
+            self.cov = product if self.cov is None else self.cov + product
+
+    def result(self) -> LayerStats:
+        live_mean = self.mean[self.live]
+        p = int(self.live.sum())
+        data = np.concatenate(self.rows) if self.keep_data and self.rows else None
+        if self.keep_data and data is None:
+            data = np.zeros((0, p))
+        cov = None
+        if not self.keep_data:
+            cov = self.cov if self.cov is not None else np.zeros((p, p))
+        row_sq = np.concatenate(self.row_sq) if self.row_sq else np.zeros(0)
+        return LayerStats(self.n, live_mean, int((~self.live).sum()), cov, data, row_sq)
+
+
+def stats_from_array(x, dead_tol: float = DEAD_TOL, keep_data: bool | None = None) -> LayerStats:
+    """Both passes over an in-memory ``n × p`` matrix, as one chunk."""
+    x = as_float64_matrix(x)
+    moments = ColumnMoments(x.shape[1])
+    moments.add(x)
+    live = moments.live(dead_tol)
+    if keep_data is None:
+        keep_data = int(live.sum()) > x.shape[0]
+    acc = LayerAccumulator(moments.mean, live, keep_data)
+    acc.add(acc.centred(x))
+    return acc.result()
