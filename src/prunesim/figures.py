@@ -54,7 +54,7 @@ def matched_layers(ds: xr.Dataset) -> pd.DataFrame:
 
 def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str | Path) -> None:
     """Matched-layer similarity to the dense network vs depth: one line per round (mean over
-    seeds, band = range), one panel per metric, one row per view."""
+    seeds, band = range), one row of panels per metric, one column per view."""
     frame = matched_layers(ds.sel(pruning=method))
     frame = frame[frame["round"] > 0]
     mean_sparsity = ds.sparsity.sel(pruning=method).mean("seed").values
@@ -68,20 +68,20 @@ def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str |
         x="depth",
         y="similarity",
         hue="round",
-        col="metric",
-        row="view",
+        row="metric",
+        col="view",
         kind="line",
         marker="o",
         palette="viridis",
         errorbar=("pi", 100),
-        height=2.6,
-        aspect=1.3,
+        height=2.2,
+        aspect=1.5,
         facet_kws={"sharey": False, "margin_titles": True},
     )
     grid.set(xticks=range(len(layers)))
     grid.set_xticklabels(layers, rotation=60, ha="right")
     grid.set_axis_labels("layer", "similarity to dense")
-    grid.set_titles(row_template="view: {row_name}", col_template="{col_name}")
+    grid.set_titles(row_template="{row_name}", col_template="view: {col_name}")
     grid.legend.set_title("IMP round" if method == "imp" else f"{method} round")
     title = "IMP" if method == "imp" else method
     grid.figure.suptitle(f"{title}: each layer vs the same layer of the dense network", y=1.02)
