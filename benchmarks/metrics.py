@@ -1,72 +1,247 @@
-"""Time prunesim's metrics against a straightforward n × n Gram-matrix implementation.
+"""Speed and memory of prunesim's metrics, with ratios against baselines run in the same process.
 
-Prints, for each shape (n, p1, p2), the seconds of each prunesim metric, of the baseline run in
-the same process, their ratio, and the agreement of the two values. Not a test: the numbers
-depend on the machine; the ratios are what to compare.
+For each shape (n, p1, p2) it prints, per metric: seconds and peak memory (tracemalloc, which
+sees numpy's allocations) of prunesim computing that metric alone from the raw matrices; the
+same for a straightforward n × n Gram-matrix implementation (kernel metrics) or a thin-SVD
+implementation (CCA family) and the speed-up; the achieved rate of the metric's unavoidable
+matrix products against this machine's measured float64 matmul rate; and the agreement of the
+two values. Then all seven metrics on one pair with shared factors, and a 12 × 12 layer-pair
+matrix against the cost of its 12 factorisations and 144 cross-products.
 
-    python benchmarks/metrics.py                 # default shapes
-    python benchmarks/metrics.py 2000,300,300    # your own n,p1,p2 (several allowed)
+Not a test: numbers depend on the machine; compare ratios, which are measured in one run.
+
+    python benchmarks/metrics.py                   # the four reference shapes (~15 min, 2 cores)
+    python benchmarks/metrics.py 5000,500,500      # your own n,p1,p2 (several allowed)
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
-from prunesim.metrics import similarity
+from prunesim.metrics import METRICS, PairFactors, evaluate, layer_factors
 
-DEFAULT_SHAPES = [(1000, 100, 100), (1000, 4704, 1600), (5000, 500, 500)]
+REFERENCE_SHAPES = [(5000, 500, 500), (50000, 1024, 1024), (10000, 4096, 4096), (10000, 16384, 512)]
+BASELINE_MAX_BYTES = 6 * 2**30  # skip a baseline whose n × n matrices would exceed this
 
 
-def naive_linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Textbook Gram-space CKA: centre the n × n kernels with H = I - 11ᵀ/n."""
+def measure(fn, *args):
+    """(seconds, peak MiB, result) of one call."""
+    gc.collect()
+    tracemalloc.start()
+    start = time.perf_counter()
+    result = fn(*args)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return seconds, peak, result
+
+
+def matmul_rate(dtype=np.float64, size=4096) -> float:
+    """GFLOP/s of one dense size × size product (best of three)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    best = min(measure(np.matmul, a, a)[0] for _ in range(3))
+    return 2 * size**3 / best / 1e9
+
+
+# --- baselines: the textbook forms ------------------------------------------------------------
+
+
+def _centred_grams(x, y):
     n = len(x)
     h = np.eye(n) - 1.0 / n
-    k = h @ (x @ x.T) @ h
-    l_ = h @ (y @ y.T) @ h
-    return float(np.sum(k * l_) / (np.linalg.norm(k) * np.linalg.norm(l_)))
+    return h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
 
 
-def naive_cca_mean(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean canonical correlation from QR of the centred data (a full factorisation of n × p)."""
-    qx, _ = np.linalg.qr(x - x.mean(0))
-    qy, _ = np.linalg.qr(y - y.mean(0))
-    return float(np.linalg.svd(qx.T @ qy, compute_uv=False).mean())
+def naive_cka_linear(x, y):
+    k, l_ = _centred_grams(x, y)
+    return np.vdot(k, l_) / (np.linalg.norm(k) * np.linalg.norm(l_))
 
 
-BASELINES = {"cka_linear": naive_linear_cka, "cca_mean": naive_cca_mean}
+def naive_cka_rbf(x, y, sigma=1.0):
+    def kernel(z):
+        sq = (z * z).sum(1)
+        d = np.maximum(sq[:, None] + sq[None] - 2 * z @ z.T, 0)
+        k = np.exp(-d / (2 * sigma**2 * np.median(d[np.triu_indices(len(z), 1)])))
+        h = np.eye(len(z)) - 1.0 / len(z)
+        return h @ k @ h
+
+    k, l_ = kernel(x), kernel(y)
+    return np.vdot(k, l_) / (np.linalg.norm(k) * np.linalg.norm(l_))
 
 
-def timed(fn, *args) -> tuple[float, float]:
-    start = time.perf_counter()
-    value = fn(*args)
-    return time.perf_counter() - start, value
+def naive_cka_debiased(x, y):
+    n = len(x)
+
+    def hsic(k, l_):
+        k, l_ = k - np.diag(np.diag(k)), l_ - np.diag(np.diag(l_))
+        one = np.ones(n)
+        return (
+            np.vdot(k, l_)
+            + (one @ k @ one) * (one @ l_ @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * (one @ k @ l_ @ one)
+        ) / (n * (n - 3))
+
+    x, y = x - x.mean(0), y - y.mean(0)
+    k, l_ = x @ x.T, y @ y.T
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
 
 
-def main(shapes: list[tuple[int, int, int]]) -> None:
-    rng = np.random.default_rng(0)
-    print(
-        f"{'shape':>20} {'metric':>11} {'prunesim s':>11} {'baseline s':>11} {'speedup':>8} {'|diff|':>9}"
-    )
-    for n, p1, p2 in shapes:
-        x = rng.standard_normal((n, p1)).astype(np.float32)
-        y = (x[:, : min(p1, p2)] @ rng.standard_normal((min(p1, p2), p2))).astype(np.float32)
-        y += rng.standard_normal((n, p2)).astype(np.float32)
-        for metric, baseline in BASELINES.items():
-            ours_s, ours = timed(similarity, x, y, metric)
-            if metric == "cca_mean" and p1 + p2 >= n:
-                base_s, ref, note = float("nan"), float("nan"), "(degenerate: NaN by design)"
-            else:
-                base_s, ref = timed(baseline, x.astype(np.float64), y.astype(np.float64))
-                note = ""
-            print(
-                f"{str((n, p1, p2)):>20} {metric:>11} {ours_s:11.3f} {base_s:11.3f} "
-                f"{base_s / ours_s:8.2f} {abs(ours - ref):9.1e} {note}"
+def naive_nbs(x, y):
+    k, l_ = _centred_grams(x, y)
+
+    def sqrt_psd(m):
+        w, v = np.linalg.eigh((m + m.T) / 2)
+        w = np.where(w > 1e-10 * w.max(), w, 0.0)
+        return (v * np.sqrt(w)) @ v.T
+
+    kh = sqrt_psd(k)
+    return np.trace(sqrt_psd(kh @ l_ @ kh)) / np.sqrt(np.trace(k) * np.trace(l_))
+
+
+def _svd_basis(z, keep_variance=None):
+    u, s, _ = np.linalg.svd(z - z.mean(0), full_matrices=False)
+    keep = s > 1e-5 * s[0]
+    u, s = u[:, keep], s[keep]
+    if keep_variance is not None:
+        k = int(np.searchsorted(np.cumsum(s**2) / (s**2).sum(), keep_variance - 1e-12) + 1)
+        u = u[:, :k]
+    return u, s
+
+
+def naive_cca_mean(x, y):
+    return np.linalg.svd(_svd_basis(x)[0].T @ _svd_basis(y)[0], compute_uv=False).mean()
+
+
+def naive_svcca(x, y):
+    qx, qy = _svd_basis(x, 0.99)[0], _svd_basis(y, 0.99)[0]
+    return np.linalg.svd(qx.T @ qy, compute_uv=False).mean()
+
+
+def naive_pwcca(x, y):
+    qx, qy = _svd_basis(x)[0], _svd_basis(y)[0]
+    u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
+    h = qx @ u[:, : len(rho)]
+    alpha = np.abs(h.T @ (x - x.mean(0))).sum(1)
+    return alpha @ rho / alpha.sum()
+
+
+BASELINES = {
+    "cca_mean": naive_cca_mean,
+    "svcca": naive_svcca,
+    "pwcca": naive_pwcca,
+    "cka_linear": naive_cka_linear,
+    "cka_rbf": naive_cka_rbf,
+    "cka_debiased": naive_cka_debiased,
+    "nbs": naive_nbs,
+}
+GRAM_BASELINES = {"cka_linear", "cka_rbf", "cka_debiased", "nbs"}
+
+
+def product_flops(metric: str, n: int, p1: int, p2: int) -> float:
+    """Unavoidable matrix-product work: the two Gram or covariance matrices (symmetric, so
+    n·p·min(n, p) each) and the cross-product XᵀY (2·n·p1·p2), or the two n × n Grams that a
+    kernel needs (n²·p each)."""
+    if metric == "cka_rbf":
+        return n * n * (p1 + p2)
+    selfs = n * p1 * min(n, p1) + n * p2 * min(n, p2)
+    cross = 0 if max(p1, p2) > n and metric.startswith("cka") else 2 * n * p1 * p2
+    return selfs + cross
+
+
+def ours(metric: str, x: np.ndarray, y: np.ndarray) -> float:
+    return evaluate(PairFactors(layer_factors(x), layer_factors(y)), metric).value
+
+
+def all_metrics(x, y) -> dict:
+    pair = PairFactors(layer_factors(x), layer_factors(y))
+    return {m: evaluate(pair, m).value for m in METRICS}
+
+
+def data(n, p1, p2, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p1), dtype=np.float32)
+    k = min(p1, p2, 256)
+    y = x[:, :k] @ rng.standard_normal((k, p2), dtype=np.float32) / np.sqrt(k)
+    y += 0.5 * rng.standard_normal((n, p2), dtype=np.float32)
+    return x, y
+
+
+def bench_shape(n, p1, p2, rate):
+    x, y = data(n, p1, p2)
+    print(f"\n## shape n={n}, p1={p1}, p2={p2}")
+    header = f"{'metric':>13} {'s':>8} {'MiB':>7} {'base s':>8} {'base MiB':>9} {'speedup':>8} {'% matmul':>9} {'|diff|':>8}"
+    print(header)
+    for metric in METRICS:
+        seconds, peak, value = measure(ours, metric, x, y)
+        gram_bytes = 8 * n * n * 4
+        if metric in GRAM_BASELINES and gram_bytes > BASELINE_MAX_BYTES:
+            base = f"{'skipped: n x n needs ' + str(gram_bytes // 2**30) + ' GiB':>36}"
+        elif metric not in GRAM_BASELINES and 8 * n * (p1 + p2) * 3 > BASELINE_MAX_BYTES:
+            base = f"{'skipped: too large':>36}"
+        else:
+            b_s, b_peak, b_val = measure(
+                BASELINES[metric], x.astype(np.float64), y.astype(np.float64)
             )
+            diff = abs(b_val - value) if np.isfinite(value) else float("nan")
+            base = f"{b_s:8.2f} {b_peak:9.0f} {b_s / seconds:8.1f}x"
+        achieved = product_flops(metric, n, p1, p2) / seconds / 1e9 / rate * 100
+        line = f"{metric:>13} {seconds:8.2f} {peak:7.0f} {base} {achieved:8.0f}%"
+        if "skipped" not in base:
+            line += f" {diff:8.1e}"
+        if not np.isfinite(value):
+            line += "  (NaN by design: see nan_reason)"
+        print(line, flush=True)
+    seconds, peak, values = measure(all_metrics, x, y)
+    print(f"{'all seven':>13} {seconds:8.2f} {peak:7.0f}   (shared factors)", flush=True)
+
+
+def bench_layer_matrix(n=5000, p=500, layers=12):
+    """12 × 12 pairs with shared factors vs 12 factorisations + 144 cross-products."""
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((n, p), dtype=np.float32) for _ in range(layers)]
+    metrics = ("cka_linear", "cca_mean", "svcca", "nbs")
+
+    def matrix():
+        factors = [layer_factors(x) for x in xs]
+        return [
+            [evaluate(PairFactors(a, b), m).value for m in metrics]
+            for a in factors
+            for b in factors
+        ]
+
+    def parts():
+        factors = [layer_factors(x) for x in xs]
+        for f in factors:
+            f.whitener()
+        for a in factors:
+            for b in factors:
+                a.stats.data.T @ b.stats.data
+
+    t_matrix = measure(matrix)[0]
+    t_parts = measure(parts)[0]
+    print(f"\n## {layers} x {layers} layer-pair matrix, n={n}, p={p}, metrics {metrics}")
+    print(
+        f"matrix {t_matrix:.2f} s; its factorisations + cross-products alone {t_parts:.2f} s; "
+        f"ratio {t_matrix / t_parts:.2f}"
+    )
+
+
+def main(shapes):
+    rate = matmul_rate()
+    print(
+        f"float64 matmul rate: {rate:.0f} GFLOP/s; float32: {matmul_rate(np.float32):.0f} GFLOP/s"
+    )
+    for shape in shapes:
+        bench_shape(*shape, rate)
+    bench_layer_matrix()
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main([tuple(int(v) for v in a.split(",")) for a in args] if args else DEFAULT_SHAPES)
+    main([tuple(int(v) for v in a.split(",")) for a in args] if args else REFERENCE_SHAPES)

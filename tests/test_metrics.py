@@ -1,9 +1,13 @@
-"""Tests for the layer-similarity metrics (prunesim.metrics), checked against independent
-naive formulas and the invariances each metric is defined to have."""
+"""Tests for the layer-similarity metrics (prunesim.metrics).
+
+Every property is asserted for exactly the metrics that have it (and, where a metric lacks a
+property one might expect, that it does lack it); every value is checked against an independent
+naive implementation in feature space and in Gram space (p < n and p > n)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -11,16 +15,23 @@ import torch
 
 from prunesim.metrics import (
     METRICS,
-    LayerFactors,
+    REGISTRY,
+    MetricOptions,
     PairFactors,
+    definitions,
     evaluate,
-    get_metric,
+    layer_factors,
     similarity,
 )
 
+SYMMETRIC = ("cca_mean", "svcca", "cka_linear", "cka_rbf", "cka_debiased", "nbs")
+CCA_FAMILY = ("cca_mean", "svcca", "pwcca")
+KERNEL_FAMILY = ("cka_linear", "cka_rbf", "cka_debiased", "nbs")
+ORTHOGONAL_INVARIANT = ("cka_linear", "cka_rbf", "cka_debiased", "nbs", "cca_mean", "svcca")
+
 
 def _pair(x, y) -> PairFactors:
-    return PairFactors(LayerFactors.from_array(x), LayerFactors.from_array(y))
+    return PairFactors(layer_factors(x), layer_factors(y))
 
 
 def _related(rng, n: int, p: int, q: int, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,18 +41,46 @@ def _related(rng, n: int, p: int, q: int, noise: float = 1.0) -> tuple[np.ndarra
     return x, y
 
 
+def _decaying(rng, n: int, p: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned first representation with a decaying spectrum (so SVCCA keeps only some of
+    its directions and PWCCA's neuron weights are far from uniform), and a related second one."""
+    x = rng.standard_normal((n, p)) * np.geomspace(1.0, 0.05, p)
+    y = x @ rng.standard_normal((p, q)) + 0.5 * rng.standard_normal((n, q))
+    return x, y
+
+
+def _low_rank_wide(rng, n: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """p > n but low rank: X = Z_x A (rank 20, 300 features), Y = Z_y B (rank 15, 250
+    features), Z_y sharing 10 latent columns with Z_x. Returns X, Y, Z_x, Z_y."""
+    zx = rng.standard_normal((n, 20))
+    zy = np.column_stack([zx[:, :10] + 0.3 * rng.standard_normal((n, 10)), rng.standard_normal((n, 5))])
+    return zx @ rng.standard_normal((20, 300)), zy @ rng.standard_normal((15, 250)), zx, zy
+
+
 def _orthogonal(rng, p: int) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((p, p)))
     return q * np.sign(np.diag(r))
 
 
+def _anisotropic_invertible(rng, p: int) -> np.ndarray:
+    """A well-conditioned but strongly anisotropic invertible map."""
+    return _orthogonal(rng, p) @ np.diag(np.linspace(0.2, 5.0, p)) @ _orthogonal(rng, p)
+
+
+def _centre(x: np.ndarray) -> np.ndarray:
+    return x - x.mean(axis=0)
+
+
 # --- independent reference implementations -----------------------------------------------------
 
 
-def _naive_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear CKA in Gram space with the explicit centring matrix H = I - 11ᵀ/n."""
-    n = len(x)
-    h = np.eye(n) - np.ones((n, n)) / n
+def _centring_matrix(n: int) -> np.ndarray:
+    return np.eye(n) - np.ones((n, n)) / n
+
+
+def _ref_cka_linear(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA in Gram space with the explicit centring matrix: HSIC(K, L) = tr(KHLH)."""
+    h = _centring_matrix(len(x))
     k, l_ = x @ x.T, y @ y.T
 
     def hsic(a, b):
@@ -50,51 +89,159 @@ def _naive_cka(x: np.ndarray, y: np.ndarray) -> float:
     return hsic(k, l_) / math.sqrt(hsic(k, k) * hsic(l_, l_))
 
 
-def _orthonormal_basis(x: np.ndarray, tol: float = 1e-10) -> np.ndarray:
-    """Column space of the centred ``x``: QR where x has full column rank, else truncated SVD."""
-    xc = x - x.mean(axis=0)
-    if np.linalg.matrix_rank(xc) == xc.shape[1]:
-        return np.linalg.qr(xc)[0]
-    u, s, _ = np.linalg.svd(xc, full_matrices=False)
-    return u[:, s > tol * s[0]]
+def _ref_unbiased_hsic(k: np.ndarray, l_: np.ndarray) -> float:
+    """Song et al. (2012), eq. 5, in full: K̃, L̃ are the Gram matrices with zeroed diagonals,
+    HSIC_1 = [tr(K̃L̃) + 1ᵀK̃1 1ᵀL̃1 / ((n-1)(n-2)) - 2/(n-2) 1ᵀK̃L̃1] / (n(n-3))."""
+    n = len(k)
+    kt, lt = k - np.diag(np.diag(k)), l_ - np.diag(np.diag(l_))
+    one = np.ones(n)
+    return (
+        np.trace(kt @ lt)
+        + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * (one @ kt @ lt @ one)
+    ) / (n * (n - 3))
 
 
-def _naive_canonical_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    qx, qy = _orthonormal_basis(x), _orthonormal_basis(y)
-    return np.linalg.svd(qx.T @ qy, compute_uv=False)
+def _ref_cka_debiased(x: np.ndarray, y: np.ndarray) -> float:
+    # Gram matrices of the raw (uncentred) data: the U-statistic needs no centring.
+    k, l_ = x @ x.T, y @ y.T
+    return _ref_unbiased_hsic(k, l_) / math.sqrt(_ref_unbiased_hsic(k, k) * _ref_unbiased_hsic(l_, l_))
 
 
-# --- basic properties of every metric ---------------------------------------------------------
+def _psd_sqrt(m: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric PSD matrix; eigenvalues below 1e-10 × the largest (rounding
+    residue of exact zeros) are set to zero first."""
+    evals, evecs = np.linalg.eigh((m + m.T) / 2)
+    evals = np.where(evals > 1e-10 * evals.max(), evals, 0.0)
+    return (evecs * np.sqrt(evals)) @ evecs.T
+
+
+def _ref_nbs(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised Bures similarity from the centred Gram matrices K, L (n × n)."""
+    h = _centring_matrix(len(x))
+    k, l_ = h @ x @ x.T @ h, h @ y @ y.T @ h
+    k_half = _psd_sqrt(k)
+    fidelity = np.trace(_psd_sqrt(k_half @ l_ @ k_half))
+    return fidelity / math.sqrt(np.trace(k) * np.trace(l_))
+
+
+def _ref_cka_rbf(x: np.ndarray, y: np.ndarray, rbf_sigma: float = 1.0) -> float:
+    """RBF CKA with K_ij = exp(-d_ij² / (2σ²)). Mirrors the library's bandwidth exactly:
+    σ² = rbf_sigma² × median over pairs i < j of the *squared* distances d_ij² (which equals
+    (rbf_sigma × median distance)² only when the number of pairs is odd)."""
+
+    def centred_kernel(a: np.ndarray) -> np.ndarray:
+        sq = ((a[:, None, :] - a[None, :, :]) ** 2).sum(axis=-1)  # from differences, not Grams
+        median_sq = np.median(sq[np.triu_indices(len(a), k=1)])
+        h = _centring_matrix(len(a))
+        return h @ np.exp(-sq / (2.0 * rbf_sigma**2 * median_sq)) @ h
+
+    k, l_ = centred_kernel(x), centred_kernel(y)
+    return np.sum(k * l_) / (np.linalg.norm(k) * np.linalg.norm(l_))
+
+
+def _qr_basis(x: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the centred columns of a full-column-rank ``x``."""
+    return np.linalg.qr(_centre(x))[0]
+
+
+def _canonical(qx: np.ndarray, qy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical correlations (descending) and canonical variates h_i = Q_x u_i of X."""
+    u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
+    return rho, qx @ u[:, : len(rho)]
+
+
+def _ref_pwcca(x: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> float:
+    """Morcos et al. (2018): α_i = Σ_j |⟨h_i, x_j⟩| over the centred neurons x_j of X."""
+    rho, h = _canonical(qx, qy)
+    alpha = np.abs(h.T @ _centre(x)).sum(axis=1)
+    return float(alpha @ rho / alpha.sum())
+
+
+def _svd_truncated_basis(x: np.ndarray, fraction: float) -> np.ndarray:
+    """SVCCA's first step: the fewest leading singular directions of the centred ``x`` whose
+    squared singular values reach ``fraction`` of the total, orthonormalised by QR."""
+    u, s, _ = np.linalg.svd(_centre(x), full_matrices=False)
+    share = np.cumsum(s**2) / np.sum(s**2)
+    keep = int(np.argmax(share >= fraction)) + 1
+    return np.linalg.qr(u[:, :keep] * s[:keep])[0]
+
+
+def _ref_mean_leading(rho: np.ndarray, threshold: float) -> tuple[float, int]:
+    """google/svcca's ``sum_threshold``: the first i with sum(rho[:i]) / sum(rho) >= threshold;
+    the mean of rho[:i] (and i)."""
+    total = rho.sum()
+    for i in range(1, len(rho) + 1):
+        if rho[:i].sum() / total >= threshold:
+            return float(rho[:i].mean()), i
+    raise AssertionError("threshold never reached")
+
+
+# --- self-similarity, symmetry, range -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_self_similarity_is_one(metric, rng):
-    x = rng.standard_normal((120, 12)) @ rng.standard_normal((12, 12))
+    x = rng.standard_normal((120, 12)) @ rng.standard_normal((12, 12))  # n > 2p
     assert similarity(x, x, metric) == pytest.approx(1.0, abs=1e-10)
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_self_similarity_is_one_with_more_features_than_samples(metric, rng):
-    # Low rank, so that CCA is defined even though p > n.
+def test_self_similarity_is_one_for_a_low_rank_layer_with_more_features_than_samples(metric, rng):
     x = rng.standard_normal((40, 3)) @ rng.standard_normal((3, 90))
     assert similarity(x, x, metric) == pytest.approx(1.0, abs=1e-10)
 
 
-@pytest.mark.parametrize("metric", METRICS)
-def test_metric_is_symmetric(metric, rng):
-    x, y = _related(rng, 100, 8, 11)
-    assert get_metric(metric).symmetric
+def test_registry_marks_exactly_pwcca_as_asymmetric():
+    assert set(METRICS) == set(REGISTRY) and len(METRICS) == 7
+    assert {m for m in METRICS if REGISTRY[m].symmetric} == set(SYMMETRIC)
+    assert {m for m in METRICS if REGISTRY[m].needs_kernel} == {"cka_rbf"}
+
+
+@pytest.mark.parametrize("metric", SYMMETRIC)
+@pytest.mark.parametrize("shape", ["narrow", "wide"])
+def test_symmetric_metric_is_symmetric(metric, shape, rng):
+    if shape == "narrow":
+        x, y = _related(rng, 100, 8, 11)
+    else:
+        x, y, _, _ = _low_rank_wide(rng)
     assert similarity(x, y, metric) == pytest.approx(similarity(y, x, metric), abs=1e-12)
 
 
-@pytest.mark.parametrize("metric", METRICS)
+def test_pwcca_is_not_symmetric_and_weights_by_the_first_representation(rng):
+    x, y = _decaying(rng, 120, 10, 7)
+    forward, backward = similarity(x, y, "pwcca"), similarity(y, x, "pwcca")
+    qx, qy = _qr_basis(x), _qr_basis(y)
+    assert forward == pytest.approx(_ref_pwcca(x, qx, qy), abs=1e-10)
+    assert backward == pytest.approx(_ref_pwcca(y, qy, qx), abs=1e-10)
+    assert abs(forward - backward) > 1e-2
+
+
+@pytest.mark.parametrize("metric", [m for m in METRICS if m != "cka_debiased"])
 @pytest.mark.parametrize("noise", [0.0, 0.3, 3.0, 100.0])
 def test_values_lie_in_unit_interval(metric, noise, rng):
     x, y = _related(rng, 80, 6, 9, noise=noise)
-    value = similarity(x, y, metric)
-    assert 0.0 <= value <= 1.0
+    assert 0.0 <= similarity(x, y, metric) <= 1.0
     independent = similarity(rng.standard_normal((80, 6)), rng.standard_normal((80, 9)), metric)
     assert 0.0 <= independent <= 1.0
+    wide_x, wide_y, _, _ = _low_rank_wide(rng)  # p > n, low rank
+    low_rank_noise = rng.standard_normal((100, 5)) @ rng.standard_normal((5, 250))
+    assert 0.0 <= similarity(wide_x, wide_y + noise * low_rank_noise, metric) <= 1.0
+
+
+def test_debiased_cka_of_independent_representations_is_near_zero_and_can_be_negative():
+    debiased, biased = [], []
+    for seed in range(10):
+        gen = np.random.default_rng(seed)
+        x, y = gen.standard_normal((200, 10)), gen.standard_normal((200, 10))
+        debiased.append(similarity(x, y, "cka_debiased"))
+        biased.append(similarity(x, y, "cka_linear"))
+    debiased, biased = np.array(debiased), np.array(biased)
+    assert np.abs(debiased).max() < 0.05
+    assert abs(debiased.mean()) < 0.01
+    assert (debiased < 0).any()  # an unbiased estimator of 0 is negative about half the time
+    assert biased.min() > 0.03  # the biased estimator is pushed away from 0
+    assert (biased > debiased + 0.02).all()
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -107,39 +254,37 @@ def test_related_representations_are_more_similar_than_independent_ones(metric, 
 # --- invariances ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric", ["cka_linear", "cca_mean"])
-def test_invariant_to_orthogonal_transform(metric, rng):
-    x, y = _related(rng, 100, 10, 7)
+@pytest.mark.parametrize("metric", ORTHOGONAL_INVARIANT)
+def test_invariant_to_orthogonal_maps_and_isotropic_scaling(metric, rng):
+    x, y = _decaying(rng, 120, 10, 7)
     before = similarity(x, y, metric)
-    after = similarity(x @ _orthogonal(rng, 10), y @ _orthogonal(rng, 7), metric)
-    assert after == pytest.approx(before, abs=1e-10)
+    rotated = similarity(x @ _orthogonal(rng, 10), y @ _orthogonal(rng, 7), metric)
+    scaled = similarity(3.7 * x, 0.02 * y, metric)
+    assert rotated == pytest.approx(before, abs=1e-10)
+    assert scaled == pytest.approx(before, abs=1e-10)
 
 
-@pytest.mark.parametrize("metric", ["cka_linear", "cca_mean"])
-def test_invariant_to_isotropic_scaling(metric, rng):
-    x, y = _related(rng, 100, 10, 7)
-    assert similarity(3.7 * x, 0.02 * y, metric) == pytest.approx(
-        similarity(x, y, metric), abs=1e-10
+def test_pwcca_is_invariant_to_isotropic_scaling_but_not_to_rotating_the_first_representation(rng):
+    x, y = _decaying(rng, 120, 10, 7)
+    before = similarity(x, y, "pwcca")
+    assert similarity(3.7 * x, 0.02 * y, "pwcca") == pytest.approx(before, abs=1e-10)
+    assert abs(similarity(x @ _orthogonal(rng, 10), y, "pwcca") - before) > 1e-2
+    # Its weights come from the first representation only: any invertible map of the second
+    # keeps its canonical variates, so the value.
+    assert similarity(x, y @ _anisotropic_invertible(rng, 7), "pwcca") == pytest.approx(
+        before, abs=1e-10
     )
 
 
-def _anisotropic_invertible(rng, p: int) -> np.ndarray:
-    """A well-conditioned but strongly anisotropic invertible map."""
-    return _orthogonal(rng, p) @ np.diag(np.linspace(0.2, 5.0, p)) @ _orthogonal(rng, p)
-
-
-def test_cca_invariant_to_invertible_linear_maps(rng):
-    x, y = _related(rng, 100, 10, 7)
+def test_only_cca_mean_is_invariant_to_invertible_linear_maps(rng):
+    x, y = _decaying(rng, 120, 10, 7)
     a, b = _anisotropic_invertible(rng, 10), _anisotropic_invertible(rng, 7)
-    assert similarity(x @ a, y @ b, "cca_mean") == pytest.approx(
-        similarity(x, y, "cca_mean"), abs=1e-10
-    )
-
-
-def test_cka_is_not_invariant_to_anisotropic_linear_maps(rng):
-    x, y = _related(rng, 100, 10, 7)
-    a = _anisotropic_invertible(rng, 10)
-    assert abs(similarity(x @ a, y, "cka_linear") - similarity(x, y, "cka_linear")) > 1e-3
+    for metric in METRICS:
+        before, after = similarity(x, y, metric), similarity(x @ a, y @ b, metric)
+        if metric == "cca_mean":
+            assert after == pytest.approx(before, abs=1e-10)
+        else:
+            assert abs(after - before) > 1e-2, metric
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -158,73 +303,176 @@ def test_invariant_to_per_feature_offsets(metric, rng):
     assert similarity(shifted, y, metric) == pytest.approx(similarity(x, y, metric), abs=1e-9)
 
 
-# --- against naive reference formulas ---------------------------------------------------------
+# --- against naive reference formulas, feature space (p < n) and Gram space (p > n) -------------
 
-# (n, p_a, p_b): both p < n with a small cross-product; both p > n (Gram path in every
-# factor); one layer on each side of n, with the cross-product below and above n² in size.
-SHAPES = [(60, 10, 8), (20, 50, 40), (30, 5, 100), (30, 20, 100)]
+# (n, p_a, p_b): both p < n; both p > n (Gram route in every factor); one layer on each side of
+# n, with the cross-product below and above n² in size. Every n gives an even number of sample
+# pairs, where the median of squared distances and the median distance differ (cka_rbf).
+SHAPES = [(60, 10, 8), (40, 60, 50), (40, 5, 100), (40, 30, 100)]
+
+
+def _kernel_pair(rng, n: int, pa: int, pb: int) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.standard_normal((n, pa)) + 0.5
+    y = x[:, :1] * rng.standard_normal((1, pb)) + rng.standard_normal((n, pb))
+    return x, y
 
 
 @pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
 def test_linear_cka_equals_naive_gram_formula(n, pa, pb, rng):
-    x = rng.standard_normal((n, pa)) + 0.5
-    y = x[:, :1] * rng.standard_normal((1, pb)) + rng.standard_normal((n, pb))
+    x, y = _kernel_pair(rng, n, pa, pb)
     pair = _pair(x, y)
-    assert (pair.a.prefer_gram, pair.b.prefer_gram) == (pa > n, pb > n)
-    assert pair.prefer_gram == (pa * pb > n * n)
-    assert evaluate(pair, "cka_linear").value == pytest.approx(_naive_cka(x, y), abs=1e-12)
+    assert (pair.a.gram_route, pair.b.gram_route) == (pa > n, pb > n)
+    assert evaluate(pair, "cka_linear").value == pytest.approx(_ref_cka_linear(x, y), abs=1e-12)
 
 
-@pytest.mark.parametrize(("n", "pa", "pb"), [(100, 10, 8), (60, 3, 20), (50, 1, 1)])
-def test_cca_mean_equals_mean_of_naive_canonical_correlations(n, pa, pb, rng):
+@pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
+def test_debiased_cka_equals_song_unbiased_hsic_on_gram_matrices(n, pa, pb, rng):
+    x, y = _kernel_pair(rng, n, pa, pb)
+    assert similarity(x, y, "cka_debiased") == pytest.approx(_ref_cka_debiased(x, y), abs=1e-10)
+
+
+@pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
+def test_nbs_equals_bures_fidelity_of_gram_matrices(n, pa, pb, rng):
+    x, y = _kernel_pair(rng, n, pa, pb)
+    assert similarity(x, y, "nbs") == pytest.approx(_ref_nbs(x, y), abs=1e-9)
+
+
+@pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
+@pytest.mark.parametrize("rbf_sigma", [1.0, 0.5, 2.0])
+def test_rbf_cka_equals_naive_kernel_formula(n, pa, pb, rbf_sigma, rng):
+    x, y = _kernel_pair(rng, n, pa, pb)
+    expected = _ref_cka_rbf(x, y, rbf_sigma)
+    assert similarity(x, y, "cka_rbf", rbf_sigma=rbf_sigma) == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize(("n", "pa", "pb"), [(100, 10, 8), (60, 3, 20), (60, 20, 3), (50, 1, 1)])
+def test_cca_family_equals_naive_qr_formulas(n, pa, pb, rng):
     x, y = _related(rng, n, pa, pb)
-    expected = _naive_canonical_correlations(x, y)
+    qx, qy = _qr_basis(x), _qr_basis(y)
+    rho, _ = _canonical(qx, qy)
     pair = _pair(x, y)
-    np.testing.assert_allclose(pair.canonical_correlations, expected, atol=1e-10)
-    assert evaluate(pair, "cca_mean").value == pytest.approx(expected.mean(), abs=1e-10)
+    np.testing.assert_allclose(pair.canonical()[0], rho, atol=1e-10)
+    assert evaluate(pair, "cca_mean").value == pytest.approx(rho.mean(), abs=1e-10)
+    assert evaluate(pair, "pwcca").value == pytest.approx(_ref_pwcca(x, qx, qy), abs=1e-10)
 
 
-@pytest.mark.parametrize(("pa", "pb"), [(80, 6), (80, 120)])
-def test_cca_mean_with_low_rank_wide_layers_equals_naive_formula(pa, pb, rng):
-    """p > n but low rank: the Gram-space (orthonormal basis) path of CCA."""
-    n = 50
-    z = rng.standard_normal((n, 4))
-    x = z @ rng.standard_normal((4, pa))
-    y = z[:, :2] @ rng.standard_normal((2, pb)) + 0.5 * (
-        rng.standard_normal((n, 3)) @ rng.standard_normal((3, pb))
+@pytest.mark.parametrize("variance", [0.99, 0.9])
+def test_svcca_equals_truncated_svd_then_cca(variance, rng):
+    x, y = _decaying(rng, 150, 12, 9)
+    bx, by = _svd_truncated_basis(x, variance), _svd_truncated_basis(y, variance)
+    assert bx.shape[1] < 12  # the truncation is active
+    expected = _canonical(bx, by)[0].mean()
+    assert similarity(x, y, "svcca", svcca_variance=variance) == pytest.approx(expected, abs=1e-10)
+    assert similarity(x, y, "svcca", svcca_variance=1.0) == pytest.approx(
+        similarity(x, y, "cca_mean"), abs=1e-10
     )
+
+
+def test_cca_threshold_averages_the_leading_correlations_up_to_that_share_of_their_sum(rng):
+    x, y = _related(rng, 200, 12, 12, noise=3.0)
+    rho, _ = _canonical(_qr_basis(x), _qr_basis(y))
+    expected, count = _ref_mean_leading(rho, 0.98)
+    assert count < len(rho)  # some correlations are left out
+    assert similarity(x, y, "cca_mean", cca_threshold=0.98) == pytest.approx(expected, abs=1e-10)
+    assert similarity(x, y, "cca_mean", cca_threshold=1.0) == pytest.approx(rho.mean(), abs=1e-10)
+    assert similarity(x, y, "cca_mean") == pytest.approx(rho.mean(), abs=1e-10)
+
+
+def test_cca_family_of_low_rank_layers_with_more_features_than_samples(rng):
+    x, y, zx, zy = _low_rank_wide(rng, n=100)
     pair = _pair(x, y)
-    assert pair.a.prefer_gram and pair.a.rank == 4
-    expected = _naive_canonical_correlations(x, y)
-    assert evaluate(pair, "cca_mean").value == pytest.approx(expected.mean(), abs=1e-9)
+    assert pair.a.gram_route and pair.b.gram_route
+    assert (pair.a.rank, pair.b.rank) == (20, 15)
+    qx, qy = _qr_basis(zx), _qr_basis(zy)  # the same column spaces as the centred X, Y
+    rho, _ = _canonical(qx, qy)
+    assert evaluate(pair, "cca_mean").value == pytest.approx(rho.mean(), abs=1e-9)
+    assert evaluate(pair, "pwcca").value == pytest.approx(_ref_pwcca(x, qx, qy), abs=1e-9)
+    svcca = _canonical(_svd_truncated_basis(x, 0.99), _svd_truncated_basis(y, 0.99))[0].mean()
+    assert evaluate(pair, "svcca").value == pytest.approx(svcca, abs=1e-9)
+    # and with a narrow second layer (feature route on one side only)
+    narrow = _pair(x, zy[:, :8])
+    expected = _canonical(qx, _qr_basis(zy[:, :8]))[0].mean()
+    assert evaluate(narrow, "cca_mean").value == pytest.approx(expected, abs=1e-9)
 
 
-# --- dead neurons, constant layers, degenerate CCA --------------------------------------------
+@pytest.mark.parametrize(("n", "pa", "pb"), [(40, 60, 50), (40, 5, 100), (20, 12, 10)])
+def test_full_rank_wide_layers_give_nan_with_degenerate_reason_for_cca_only(n, pa, pb, rng):
+    x, y = _kernel_pair(rng, n, pa, pb)
+    pair = _pair(x, y)
+    for metric in CCA_FAMILY:
+        result = evaluate(pair, metric)
+        assert math.isnan(result.value) and "degenerate" in result.reason, metric
+    for metric in KERNEL_FAMILY:
+        result = evaluate(pair, metric)
+        assert 0.0 < result.value <= 1.0 and result.reason == "", metric
+
+
+def test_cca_degeneracy_boundary_is_rank_sum_equal_to_n(rng):
+    x = rng.standard_normal((20, 10))
+    at_boundary = _pair(x, rng.standard_normal((20, 10)))
+    below = _pair(x, rng.standard_normal((20, 9)))
+    for metric in ("cca_mean", "pwcca"):
+        assert "degenerate" in evaluate(at_boundary, metric).reason
+        result = evaluate(below, metric)
+        assert 0.0 <= result.value <= 1.0 and result.reason == ""
+
+
+def test_cca_rank_ignores_redundant_features(rng):
+    z = rng.standard_normal((30, 4))
+    layer = layer_factors(z @ rng.standard_normal((4, 12)))  # 12 features, rank 4
+    assert layer.rank == 4
+    pair = PairFactors(layer, layer_factors(rng.standard_normal((30, 5))))
+    for metric in CCA_FAMILY:
+        result = evaluate(pair, metric)
+        assert result.reason == "" and 0.0 <= result.value <= 1.0
+
+
+# --- dead neurons, constant layers, too few samples ---------------------------------------------
+
+
+def _with_dead_columns(x: np.ndarray, rng) -> np.ndarray:
+    """``x`` with 4 dead neurons: exact zeros, an exact constant, ones, and a constant whose
+    float64 mean is inexact."""
+    n = len(x)
+    inexact = np.full(n, rng.uniform(-1, 1))
+    return np.column_stack([x[:, :2], np.zeros(n), x[:, 2:], np.full(n, 0.3), np.ones(n), inexact])
 
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_dead_neurons_are_dropped_counted_and_do_not_change_the_value(metric, rng):
     x, y = _related(rng, 100, 6, 7)
-    n = len(x)
-    with_dead = np.column_stack([x[:, :2], np.zeros(n), x[:, 2:], np.full(n, 0.3), np.ones(n)])
-    layer = LayerFactors.from_array(with_dead)
-    assert layer.dead == 3 and layer.p == 6
-    value = evaluate(PairFactors(layer, LayerFactors.from_array(y)), metric).value
-    assert value == pytest.approx(similarity(x, y, metric), abs=1e-10)
+    dead_x, dead_y = _with_dead_columns(x, rng), _with_dead_columns(y, rng)
+    layer = layer_factors(dead_x)
+    assert (layer.dead, layer.p) == (4, 6)
+    expected = similarity(x, y, metric)
+    assert similarity(dead_x, y, metric) == pytest.approx(expected, abs=1e-10)
+    assert similarity(x, dead_y, metric) == pytest.approx(expected, abs=1e-10)
+    assert similarity(dead_x, dead_y, metric) == pytest.approx(expected, abs=1e-10)
 
 
 def test_float32_dead_relu_units_are_dropped(rng):
     x = np.maximum(rng.standard_normal((64, 10)), 0).astype(np.float32)
     x[:, [1, 4]] = 0.0  # dead ReLUs
     x[:, 7] = np.float32(0.1)  # a unit stuck at a constant
-    assert LayerFactors.from_array(torch.from_numpy(x)).dead == 3
+    assert layer_factors(torch.from_numpy(x)).dead == 3
+
+
+CONSTANT_LAYERS = {
+    "zeros": lambda rng, n: np.zeros((n, 4)),
+    "exact": lambda rng, n: np.full((n, 4), 0.5),
+    # e.g. a fully pruned layer's bias: the float64 mean of such a column is inexact
+    "inexact": lambda rng, n: np.tile(rng.uniform(-1, 1, size=(1, 4)), (n, 1)),
+    "inexact_float32": lambda rng, n: np.full((n, 4), np.float32(0.1)),
+}
 
 
 @pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("kind", list(CONSTANT_LAYERS))
 @pytest.mark.parametrize("side", ["first", "second"])
-def test_constant_layer_gives_nan_with_a_reason(metric, side, rng):
+def test_constant_layer_gives_nan_with_a_reason(metric, kind, side, rng):
     x = rng.standard_normal((50, 5))
-    constant = np.zeros((50, 4))
+    constant = CONSTANT_LAYERS[kind](rng, 50)
+    assert layer_factors(constant).constant
     pair = _pair(constant, x) if side == "first" else _pair(x, constant)
     result = evaluate(pair, metric)
     assert math.isnan(result.value)
@@ -232,52 +480,37 @@ def test_constant_layer_gives_nan_with_a_reason(metric, side, rng):
     assert math.isnan(similarity(x, constant, metric))
 
 
-@pytest.mark.parametrize("metric", METRICS)
-def test_constant_layer_with_inexact_values_gives_nan_with_a_reason(metric, rng):
-    x = rng.standard_normal((50, 5))
-    constant = np.tile(rng.uniform(-1, 1, size=(1, 4)), (50, 1))  # e.g. a fully pruned layer's bias
-    result = evaluate(_pair(constant, x), metric)
-    assert math.isnan(result.value) and "constant" in result.reason
-
-
-def test_cca_mean_is_nan_with_degenerate_reason_when_ranks_reach_n(rng):
-    x, y = rng.standard_normal((20, 12)), rng.standard_normal((20, 10))
-    result = evaluate(_pair(x, y), "cca_mean")
-    assert math.isnan(result.value)
-    assert "degenerate" in result.reason
-    assert not math.isnan(evaluate(_pair(x, y), "cka_linear").value)  # CKA stays defined
-
-
-def test_cca_mean_degeneracy_boundary_is_rank_sum_equal_to_n(rng):
-    x = rng.standard_normal((20, 10))
-    at_boundary = evaluate(_pair(x, rng.standard_normal((20, 10))), "cca_mean")
-    below = evaluate(_pair(x, rng.standard_normal((20, 9))), "cca_mean")
-    assert math.isnan(at_boundary.value) and "degenerate" in at_boundary.reason
-    assert 0.0 <= below.value <= 1.0 and below.reason == ""
-
-
-def test_cca_rank_ignores_redundant_features(rng):
-    z = rng.standard_normal((30, 4))
-    x = z @ rng.standard_normal((4, 12))  # 12 features, rank 4
-    layer = LayerFactors.from_array(x)
-    assert layer.rank == 4
-    y = rng.standard_normal((30, 5))
-    result = evaluate(PairFactors(layer, LayerFactors.from_array(y)), "cca_mean")
-    assert result.reason == "" and 0.0 <= result.value <= 1.0
+def test_debiased_cka_needs_four_samples(rng):
+    x, y = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    result = evaluate(_pair(x, y), "cka_debiased")
+    assert math.isnan(result.value) and "n >= 4" in result.reason
+    assert not math.isnan(evaluate(_pair(x, y), "cka_linear").value)
+    four = evaluate(_pair(rng.standard_normal((4, 1)), rng.standard_normal((4, 1))), "cka_debiased")
+    assert not math.isnan(four.value) and four.reason == ""
 
 
 # --- inputs -----------------------------------------------------------------------------------
 
+DTYPES = {
+    "numpy_float32": (lambda a: a.astype(np.float32), np.finfo(np.float32).eps),
+    "torch_float32": (lambda a: torch.tensor(a, dtype=torch.float32), np.finfo(np.float32).eps),
+    "torch_float16": (lambda a: torch.tensor(a, dtype=torch.float16), np.finfo(np.float16).eps),
+}
+
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_torch_float32_tensors_agree_with_float64_numpy(metric, rng):
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_lower_precision_inputs_agree_with_float64(metric, dtype, rng):
+    convert, eps = DTYPES[dtype]
     x, y = _related(rng, 100, 8, 6)
-    x, y = x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
-    tx, ty = torch.from_numpy(x).float(), torch.from_numpy(y).float()
-    assert similarity(tx, ty, metric) == pytest.approx(similarity(x, y, metric), abs=1e-6)
-    raw_x, raw_y = _related(np.random.default_rng(1), 100, 8, 6)
-    as_f32 = similarity(torch.tensor(raw_x, dtype=torch.float32), raw_y, metric)
-    assert as_f32 == pytest.approx(similarity(raw_x, raw_y, metric), abs=1e-6)
+    x, y = x / x.std(), y / y.std()
+    # Inputs exactly representable in the dtype: computed in float64 all the same.
+    rounded_x = np.asarray(convert(x), dtype=np.float64)
+    rounded_y = np.asarray(convert(y), dtype=np.float64)
+    exact = similarity(rounded_x, rounded_y, metric)
+    assert similarity(convert(x), convert(y), metric) == pytest.approx(exact, abs=1e-12)
+    # Against the unrounded float64 data: within the dtype's rounding.
+    assert similarity(convert(x), y, metric) == pytest.approx(similarity(x, y, metric), abs=10 * eps)
 
 
 def test_different_sample_counts_raise(rng):
@@ -296,3 +529,31 @@ def test_unknown_metric_raises_naming_known_metrics(rng):
         similarity(x, x, "rsa")
     for name in METRICS:
         assert name in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "options", [{"cca_threshold": 0.0}, {"svcca_variance": 1.5}, {"rbf_sigma": 0.0}]
+)
+def test_invalid_options_raise(options, rng):
+    x = rng.standard_normal((10, 3))
+    with pytest.raises(ValueError, match=next(iter(options))):
+        similarity(x, x, "cka_linear", **options)
+
+
+# --- definitions --------------------------------------------------------------------------------
+
+
+def test_definitions_name_every_metric_with_a_reference_and_record_the_options():
+    options = MetricOptions(cca_threshold=0.98, svcca_variance=0.95, rbf_sigma=0.5)
+    recorded = definitions(METRICS, options)
+    assert list(recorded["metrics"]) == list(METRICS)
+    for metric in METRICS:
+        entry = recorded["metrics"][metric]
+        assert entry["definition"].strip() and entry["reference"].strip()
+        assert any(ch.isdigit() for ch in entry["reference"])  # a year
+    assert recorded["options"] == asdict(options)
+    assert definitions(METRICS, MetricOptions())["options"] == {
+        "cca_threshold": None,
+        "svcca_variance": 0.99,
+        "rbf_sigma": 1.0,
+    }
