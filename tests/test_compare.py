@@ -7,7 +7,7 @@ import pytest
 
 from prunesim.activations import open_activations
 from prunesim.compare import VIEWS, CompareSettings, compare_stores
-from prunesim.metrics import METRICS, similarity
+from prunesim.metrics import METRICS, REGISTRY, similarity
 
 ALL = CompareSettings(metrics=METRICS, views=tuple(VIEWS))
 
@@ -69,9 +69,12 @@ def test_nan_reason_is_empty_exactly_where_the_value_is_defined(fixture, request
 def test_cross_values_are_in_unit_interval_and_match_direct_similarity(
     cross_comparison, lenet_stores
 ):
-    values = cross_comparison["similarity"].values
+    bounded = [m for m in METRICS if m != "cka_debiased"]  # debiased CKA can be slightly < 0
+    values = cross_comparison["similarity"].sel(metric=bounded).values
     defined = values[~np.isnan(values)]
     assert ((defined >= 0) & (defined <= 1)).all()
+    debiased = cross_comparison["similarity"].sel(metric="cka_debiased").values
+    assert (debiased[~np.isnan(debiased)] <= 1).all()
     a, b = open_activations(lenet_stores["a"]), open_activations(lenet_stores["b"])
     direct = similarity(VIEWS["gap"](a.load("relu2")), VIEWS["gap"](b.load("pool2")), "cka_linear")
     stored = cross_comparison["similarity"].sel(
@@ -80,13 +83,21 @@ def test_cross_values_are_in_unit_interval_and_match_direct_similarity(
     assert float(stored) == pytest.approx(direct, abs=1e-12)
 
 
-def test_swapping_the_stores_transposes_the_result(cross_comparison, lenet_stores):
+def test_swapping_the_stores_transposes_the_result_of_symmetric_metrics(
+    cross_comparison, lenet_stores
+):
     swapped = compare_stores(str(lenet_stores["b"]), str(lenet_stores["a"]), ALL)
+    symmetric = [m for m in METRICS if REGISTRY[m].symmetric]
     np.testing.assert_allclose(
-        swapped["similarity"].values,
-        cross_comparison["similarity"].values.transpose(0, 1, 3, 2),
+        swapped["similarity"].sel(metric=symmetric).values,
+        cross_comparison["similarity"].sel(metric=symmetric).values.transpose(0, 1, 3, 2),
         atol=1e-12,
     )
+    # pwcca weights the canonical correlations by the first store's neurons: not transposed
+    pwcca = swapped["similarity"].sel(metric="pwcca").values
+    transposed = cross_comparison["similarity"].sel(metric="pwcca").values.transpose(0, 2, 1)
+    np.testing.assert_array_equal(np.isnan(pwcca), np.isnan(transposed))
+    assert np.nanmax(np.abs(pwcca - transposed)) > 1e-3
     np.testing.assert_array_equal(swapped["dead_a"].values, cross_comparison["dead_b"].values)
 
 
