@@ -218,7 +218,8 @@ def bench_layer_matrix(n=5000, p=500, layers=12):
     def parts():
         factors = [layer_factors(x) for x in xs]
         for f in factors:
-            f.whitener()
+            f.basis(standardized=True).whitener()
+            f.basis(standardized=False)
         for a in factors:
             for b in factors:
                 a.stats.data.T @ b.stats.data

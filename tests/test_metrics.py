@@ -562,4 +562,20 @@ def test_definitions_name_every_metric_with_a_reference_and_record_the_options()
         "cca_threshold": None,
         "svcca_variance": 0.99,
         "rbf_sigma": 1.0,
+        "rbf_max_samples": 10_000,
     }
+
+
+@pytest.mark.parametrize("factor", [5e-6, 1e-4, 1e3])
+def test_cca_rank_decision_is_invariant_to_scaling_one_neuron(factor):
+    """CCA is invariant to rescaling a neuron; deciding the rank on XᵀX of the raw neurons
+    would drop a neuron scaled by 5e-6 (its eigenvalue falls below rank_tol) and change it."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((200, 6))
+    y = x @ rng.standard_normal((6, 5)) + rng.standard_normal((200, 5))
+    scaled = x.copy()
+    scaled[:, -1] *= factor
+    assert layer_factors(scaled).rank == 6
+    assert similarity(scaled, y, "cca_mean") == pytest.approx(
+        similarity(x, y, "cca_mean"), abs=1e-9
+    )

@@ -25,6 +25,7 @@ import xarray as xr
 import prunesim
 from prunesim.activations import ActivationStore, open_activations
 from prunesim.metrics import (
+    METRICS,
     REGISTRY,
     LayerFactors,
     MetricOptions,
@@ -62,7 +63,7 @@ VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 class CompareSettings:
     """The ``similarity`` block of an experiment's config."""
 
-    metrics: tuple[str, ...] = ("cka_linear", "cca_mean")
+    metrics: tuple[str, ...] = METRICS
     views: tuple[str, ...] = ("flatten", "gap")
     dead_tol: float = DEAD_TOL
     rank_tol: float = RANK_TOL
@@ -104,9 +105,12 @@ class _Representation:
         return VIEWS[self.view](raw)
 
 
-def _chunks(store: ActivationStore, layers: list[str]) -> Iterator[dict[str, np.ndarray]]:
-    """Each chunk (along the sample axis) of every layer, read once."""
-    step = store.chunk_size()
+def _chunks(
+    store: ActivationStore, layers: list[str], step: int | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Consecutive blocks of ``step`` samples (default: the store's chunk) of every layer.
+    Two stores are read with the same step so that their blocks hold the same samples."""
+    step = step or store.chunk_size()
     for start in range(0, store.n, step):
         yield {layer: store.array(layer)[start : start + step] for layer in layers}
 
@@ -170,10 +174,11 @@ def _stream(side_a: _StoreSide, side_b: _StoreSide, settings: CompareSettings):
     crosses: dict[tuple[str, str, str], np.ndarray] = {}
     groups = {v: _pair_groups(side_a, side_b, v, settings) for v in settings.views}
     n_passes = max(len(g) for g in groups.values())
+    step = side_a.store.chunk_size()
     for pass_index in range(n_passes):
         first = pass_index == 0
-        chunks_b = None if same else _chunks(side_b.store, side_b.store.layers)
-        for chunk_a in _chunks(side_a.store, side_a.store.layers):
+        chunks_b = None if same else _chunks(side_b.store, side_b.store.layers, step)
+        for chunk_a in _chunks(side_a.store, side_a.store.layers, step):
             chunk_b = chunk_a if same else next(chunks_b)
             for view in settings.views:
                 group = groups[view][pass_index] if pass_index < len(groups[view]) else []

@@ -29,7 +29,8 @@ class MetricOptions:
     cca_threshold: float | None = None  # cca_mean: average only the leading correlations whose
     # cumulative sum reaches this fraction of the total (0.98 reproduces google/svcca's "mean")
     svcca_variance: float = 0.99  # svcca: keep the leading directions explaining this variance
-    rbf_sigma: float = 1.0  # cka_rbf: bandwidth = rbf_sigma × median distance between samples
+    rbf_sigma: float = 1.0  # cka_rbf: σ² = rbf_sigma² × median squared distance between samples
+    rbf_max_samples: int = 10_000  # cka_rbf: NaN above this many rows (8 n² bytes per kernel)
 
     def __post_init__(self) -> None:
         if self.cca_threshold is not None and not 0.0 < self.cca_threshold <= 1.0:
@@ -38,6 +39,8 @@ class MetricOptions:
             raise ValueError(f"svcca_variance must be in (0, 1], got {self.svcca_variance}")
         if not self.rbf_sigma > 0.0:
             raise ValueError(f"rbf_sigma must be positive, got {self.rbf_sigma}")
+        if self.rbf_max_samples < 4:
+            raise ValueError(f"rbf_max_samples must be >= 4, got {self.rbf_max_samples}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,11 @@ def cka_debiased(pair: PairFactors, opts: MetricOptions) -> MetricResult:
 def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair):
         return undefined
+    if pair.n > opts.rbf_max_samples:
+        return _nan(
+            f"RBF CKA needs n × n kernels: n = {pair.n} rows exceeds rbf_max_samples = "
+            f"{opts.rbf_max_samples}"
+        )
     kernel_a, reason_a = pair.a.rbf_kernel(opts.rbf_sigma)
     kernel_b, reason_b = pair.b.rbf_kernel(opts.rbf_sigma)
     if kernel_a is None or kernel_b is None:
@@ -108,7 +116,9 @@ def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
         return undefined
     if pair.both_gram and pair.a.gram_route and pair.b.gram_route:
         # ‖XᵀY‖_* = ‖diag(s_a) U_aᵀ U_b diag(s_b)‖_*, from the Gram eigendecompositions.
-        core = (pair.a.singular_values[:, None] * pair.whitened_cross()) * pair.b.singular_values
+        s_a = pair.a.basis(standardized=False).singular_values
+        s_b = pair.b.basis(standardized=False).singular_values
+        core = (s_a[:, None] * pair.whitened_cross(standardized=False)) * s_b
     else:
         core = pair.cross
     nuclear = np.linalg.svd(core, compute_uv=False).sum()
@@ -137,7 +147,7 @@ def svcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     kb = pair.b.variance_rank(opts.svcca_variance)
     if degenerate := _degenerate(pair, ka, kb):
         return degenerate
-    rho, _ = pair.canonical(ka, kb)
+    rho, _ = pair.canonical(standardized=False, ka=ka, kb=kb)
     return MetricResult(float(rho.mean()))
 
 
@@ -147,8 +157,8 @@ def pwcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     rho, directions = pair.canonical()
     k = len(rho)
     # ⟨h_i, x_j⟩ for canonical variates h_i = Q_a u_i and neurons x_j of the first layer:
-    # Q_aᵀ X = diag(s) Vᵀ, so the projections are u_iᵀ diag(s) Vᵀ.
-    projections = (directions[:, :k].T * pair.a.singular_values) @ pair.a.right_vectors.T
+    # u_iᵀ (Q_aᵀ X), with Q_aᵀ X the neuron loadings of the basis.
+    projections = directions[:, :k].T @ pair.a.basis(standardized=True).neuron_loadings()
     weights = np.abs(projections).sum(axis=1)
     return MetricResult(float(weights @ rho / weights.sum()))
 
@@ -198,7 +208,8 @@ REGISTRY: dict[str, Metric] = {
             symmetric=True,
             needs_kernel=True,
             definition="<HKH, HLH>_F / (||HKH||_F ||HLH||_F), K_ij = exp(-||x_i - x_j||^2 / "
-            "(2 sigma^2)), sigma = rbf_sigma x median distance between distinct samples",
+            "(2 sigma^2)), sigma^2 = rbf_sigma^2 x median squared distance between distinct "
+            "samples; NaN above rbf_max_samples rows",
             reference="Kornblith et al. 2019",
         ),
         Metric(

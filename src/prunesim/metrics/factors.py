@@ -24,6 +24,54 @@ RANK_TOL = 1e-10  # eigenvalues of XᵀX (or XXᵀ) <= RANK_TOL × the largest a
 
 
 @dataclass
+class Basis:
+    """Thin SVD ``Z = U diag(s) Vᵀ`` of Z = X (or X with neurons scaled to unit norm, then
+    ``scale`` holds the neuron norms), truncated to its numerical rank r."""
+
+    singular_values: np.ndarray  # s, descending
+    right_vectors: np.ndarray  # V (p × r)
+    left_vectors: np.ndarray | None  # U (n × r): only on the Gram route
+    scale: np.ndarray | None  # neuron norms when Z = X / scale
+
+    @classmethod
+    def from_cov(cls, cov: np.ndarray, rank_tol: float, scale=None) -> Basis:
+        evals, evecs = _leading_eigen(cov, rank_tol)
+        return cls(np.sqrt(evals), evecs, None, scale)
+
+    @classmethod
+    def from_gram(cls, gram: np.ndarray, data: np.ndarray, rank_tol: float, scale=None) -> Basis:
+        evals, evecs = _leading_eigen(gram, rank_tol)
+        s = np.sqrt(evals)
+        return cls(s, data.T @ (evecs / s), evecs, scale)
+
+    @property
+    def rank(self) -> int:
+        return len(self.singular_values)
+
+    def whitener(self, k: int | None = None) -> np.ndarray:
+        """``M`` (p × k) such that ``X M`` is the orthonormal basis of the leading k
+        directions: ``V_k diag(1/s_k)``, divided row-wise by the neuron norms if standardised."""
+        k = self.rank if k is None else k
+        m = self.right_vectors[:, :k] / self.singular_values[:k]
+        return m / self.scale[:, None] if self.scale is not None else m
+
+    def neuron_loadings(self) -> np.ndarray:
+        """``Qᵀ X`` (r × p) for the orthonormal basis Q = X M: ``diag(s) Vᵀ`` (times the neuron
+        norms if standardised), the projection of every neuron on every basis vector."""
+        loadings = self.singular_values[:, None] * self.right_vectors.T
+        return loadings * self.scale if self.scale is not None else loadings
+
+
+def _leading_eigen(matrix: np.ndarray, rank_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of a symmetric PSD matrix, descending, eigenvalues <= rank_tol × the largest
+    dropped."""
+    evals, evecs = np.linalg.eigh(matrix)
+    evals, evecs = evals[::-1], evecs[:, ::-1]
+    keep = evals > rank_tol * max(evals[0] if len(evals) else 0.0, 0.0)
+    return evals[keep], np.ascontiguousarray(evecs[:, keep])
+
+
+@dataclass
 class LayerFactors:
     stats: LayerStats
     rank_tol: float = RANK_TOL
@@ -90,60 +138,53 @@ class LayerFactors:
         )
 
     @cached_property
-    def _eigen(self) -> tuple[np.ndarray, np.ndarray]:
-        """Non-negligible eigenpairs (descending) of XᵀX (feature route) or XXᵀ (Gram route)."""
-        evals, evecs = np.linalg.eigh(self.gram if self.gram_route else self.cov)
-        evals, evecs = evals[::-1], evecs[:, ::-1]
-        keep = evals > self.rank_tol * max(evals[0] if len(evals) else 0.0, 0.0)
-        return evals[keep], evecs[:, keep]
+    def scale(self) -> np.ndarray:
+        """Each live neuron's norm ‖x_j‖ (centred): standardising by it makes CCA's rank
+        decision independent of how neurons are scaled, as CCA itself is."""
+        if self.gram_route:
+            return np.sqrt(np.einsum("ij,ij->j", self.stats.data, self.stats.data))
+        return np.sqrt(np.diag(self.cov))
+
+    def basis(self, standardized: bool) -> Basis:
+        """Principal basis of X (``standardized=False``: SVCCA, NBS) or of X with unit-norm
+        neurons (``True``: CCA, PWCCA), computed once each."""
+        cache = self.__dict__.setdefault("_bases", {})
+        if standardized not in cache:
+            scale = self.scale if standardized else None
+            if self.gram_route:
+                data = self.stats.data / scale if standardized else self.stats.data
+                cache[standardized] = Basis.from_gram(
+                    data @ data.T if standardized else self.gram, data, self.rank_tol, scale
+                )
+            else:
+                cov = self.cov / np.outer(scale, scale) if standardized else self.cov
+                cache[standardized] = Basis.from_cov(cov, self.rank_tol, scale)
+        return cache[standardized]
 
     @property
     def rank(self) -> int:
-        return len(self._eigen[0])
-
-    @cached_property
-    def singular_values(self) -> np.ndarray:
-        """s (length r, descending)."""
-        return np.sqrt(self._eigen[0])
-
-    @cached_property
-    def right_vectors(self) -> np.ndarray:
-        """V (p × r): principal directions in neuron space."""
-        if not self.gram_route:
-            return self._eigen[1]
-        return self.stats.data.T @ (self._eigen[1] / self.singular_values)
-
-    @cached_property
-    def left_vectors(self) -> np.ndarray:
-        """U (n × r): orthonormal basis of the column space of X (Gram route only)."""
-        if not self.gram_route:
-            raise ValueError("U is only formed on the Gram route (p > n)")
-        return self._eigen[1]
-
-    def whitener(self, k: int | None = None) -> np.ndarray:
-        """``M = V_k diag(1/s_k)`` (p × k): ``X M`` has orthonormal columns. ``k`` keeps the
-        leading k directions (SVCCA); ``None`` keeps all r."""
-        k = self.rank if k is None else k
-        return self.right_vectors[:, :k] / self.singular_values[:k]
+        """Numerical rank of X, decided on standardised neurons (scale-free, like CCA)."""
+        return self.basis(standardized=True).rank
 
     def variance_rank(self, fraction: float) -> int:
-        """Fewest leading directions whose variance is at least ``fraction`` of the total."""
-        variance = self._eigen[0]
+        """Fewest leading principal directions whose variance reaches ``fraction`` of the total."""
+        variance = self.basis(standardized=False).singular_values ** 2
         if not len(variance):
             return 0
         cumulative = np.cumsum(variance) / variance.sum()
         return int(min(np.searchsorted(cumulative, fraction - 1e-12) + 1, len(variance)))
 
     def rbf_kernel(self, sigma_factor: float) -> tuple[np.ndarray | None, str]:
-        """Centred RBF kernel ``H K H`` with bandwidth σ = sigma_factor × median pairwise
-        distance between distinct samples, and its Frobenius norm; or None and a reason."""
+        """Centred RBF kernel ``H K H`` with ``σ² = sigma_factor² ×`` the median squared
+        distance between distinct samples (Kornblith et al.'s rule, without the diagonal's
+        zeros); or None and a reason."""
         cached = self.__dict__.setdefault("_rbf", {})
         if sigma_factor not in cached:
             if not self.has_data:
                 cached[sigma_factor] = (
                     None,
-                    "the RBF kernel needs the n × n Gram matrix, which "
-                    "this layer did not keep (n above rbf_max_samples)",
+                    "the RBF kernel needs the n × n Gram matrix, which this layer did not keep "
+                    "(n above rbf_max_samples)",
                 )
             else:
                 gram = self.gram
@@ -151,7 +192,7 @@ class LayerFactors:
                 dist = np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0.0)
                 median = float(np.median(dist[np.triu_indices(self.n, k=1)]))
                 if median <= 0.0:
-                    cached[sigma_factor] = (None, "median pairwise distance is zero")
+                    cached[sigma_factor] = (None, "median squared distance between samples is 0")
                 else:
                     kernel = np.exp(-dist / (2.0 * sigma_factor**2 * median))
                     kernel -= kernel.mean(axis=0, keepdims=True)
@@ -218,17 +259,18 @@ class PairFactors:
     def row_sq_product(self) -> float:
         return float(self.a.row_sq @ self.b.row_sq)
 
-    def whitened_cross(self, ka: int | None = None, kb: int | None = None) -> np.ndarray:
+    def whitened_cross(
+        self, standardized: bool, ka: int | None = None, kb: int | None = None
+    ) -> np.ndarray:
         """``Q_aᵀ Q_b`` (ka × kb) for orthonormal bases of the leading ka, kb principal
         directions: its singular values are the canonical correlations."""
+        basis_a, basis_b = self.a.basis(standardized), self.b.basis(standardized)
         if self.both_gram and self.a.gram_route and self.b.gram_route:
-            ka = self.a.rank if ka is None else ka
-            kb = self.b.rank if kb is None else kb
-            return self.a.left_vectors[:, :ka].T @ self.b.left_vectors[:, :kb]
-        return self.a.whitener(ka).T @ self.cross @ self.b.whitener(kb)
+            return basis_a.left_vectors[:, :ka].T @ basis_b.left_vectors[:, :kb]
+        return basis_a.whitener(ka).T @ self.cross @ basis_b.whitener(kb)
 
-    def canonical(self, ka: int | None = None, kb: int | None = None):
+    def canonical(self, standardized: bool = True, ka: int | None = None, kb: int | None = None):
         """Canonical correlations (descending, clipped to [0, 1] against rounding) and the
-        left singular vectors (canonical directions in the first layer's whitened basis)."""
-        u, rho, _ = np.linalg.svd(self.whitened_cross(ka, kb), full_matrices=False)
+        left singular vectors (canonical directions in the first layer's orthonormal basis)."""
+        u, rho, _ = np.linalg.svd(self.whitened_cross(standardized, ka, kb), full_matrices=False)
         return np.clip(rho, 0.0, 1.0), u
