@@ -19,6 +19,8 @@ import xarray as xr
 import yaml
 import zarr
 
+from prunesim.metrics import METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
 EXPERIMENT = "smoke"
@@ -112,14 +114,18 @@ def test_smoke_run_writes_similarity_datasets(smoke_run):
     for folder in model_dirs(smoke_run):
         with xr.open_dataset(folder / "similarity.nc") as ds:
             assert ds.similarity.dims == ("metric", "view", "layer_a", "layer_b")
-            assert list(ds.metric.values) == ["cka_linear", "cca_mean"]
+            assert list(ds.metric.values) == list(METRICS)
             assert list(ds.view.values) == ["flatten", "gap", "channels"]
             assert list(ds.layer_a.values) == LAYERS == list(ds.layer_b.values)
             assert "metric_definitions" in ds.attrs and ds.attrs["n_samples"] == 128
     dense = model_dirs(smoke_run)[0] / "similarity.nc"
     with xr.open_dataset(dense) as ds:
-        cka = ds.similarity.sel(metric="cka_linear")
-        np.testing.assert_allclose(np.diagonal(cka.values, axis1=-2, axis2=-1), 1.0, atol=1e-10)
+        diagonal = np.diagonal(ds.similarity.values, axis1=-2, axis2=-1)
+        reasons = np.diagonal(ds.nan_reason.values, axis1=-2, axis2=-1)
+        defined = np.isfinite(diagonal)
+        np.testing.assert_allclose(diagonal[defined], 1.0, atol=1e-9)
+        assert all(reasons[~defined]), "a NaN without a reason"
+        assert defined[list(METRICS).index("cka_linear")].all()
 
 
 def test_smoke_run_aggregates_over_seeds_methods_and_rounds(smoke_run):
