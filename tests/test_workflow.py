@@ -25,6 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
 EXPERIMENT = "smoke"
 LAYERS = ["relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3"]
+# The rules that depend on activations: a similarity change or re-extraction reruns only these.
+DOWNSTREAM_OF_ACTIVATIONS = {
+    "compare",
+    "aggregate",
+    "figure_similarity_vs_depth",
+    "figure_accuracy_vs_sparsity",
+    "all",
+}
 
 pytestmark = pytest.mark.workflow
 
@@ -163,13 +171,7 @@ def test_changing_a_similarity_option_reruns_similarity_and_figures_only(smoke_r
         smoke_run, "smoke_views.yaml", lambda exp: exp["similarity"].update(views=["gap"])
     )
     jobs = planned_jobs(smoke_run, "--configfile", config)
-    assert set(jobs) == {
-        "compare",
-        "aggregate",
-        "figure_similarity_vs_depth",
-        "figure_accuracy_vs_sparsity",
-        "all",
-    }
+    assert set(jobs) == DOWNSTREAM_OF_ACTIVATIONS
     assert jobs["compare"] == 6
 
 
@@ -178,13 +180,7 @@ def test_forcerun_reruns_the_rule_and_only_what_depends_on_it(smoke_run):
         smoke_run, "--configfile", "config/smoke.yaml", "--forcerun", "extract_activations"
     )
     assert jobs.pop("extract_activations") == 6
-    assert set(jobs) == {
-        "compare",
-        "aggregate",
-        "figure_similarity_vs_depth",
-        "figure_accuracy_vs_sparsity",
-        "all",
-    }
+    assert set(jobs) == DOWNSTREAM_OF_ACTIVATIONS
     dense = model_dirs(smoke_run)[0] / "model.pt"
     before = dense.stat().st_mtime_ns
     snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--forcerun", "aggregate")
