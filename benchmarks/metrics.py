@@ -159,7 +159,7 @@ def ours(metric: str, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def all_metrics(x, y) -> dict:
-    pair = PairFactors(layer_factors(x), layer_factors(y))
+    pair = PairFactors(layer_factors(x), layer_factors(y), keep_directions=True)
     return {m: evaluate(pair, m).value for m in METRICS}
 
 

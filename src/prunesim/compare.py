@@ -264,7 +264,12 @@ def compare_stores(
                         f"{rep_a.spatial} and {rep_b.spatial}"
                     )
                     continue
-                pair = PairFactors(rep_a.factors, rep_b.factors, crosses.get((view, la, lb)))
+                pair = PairFactors(
+                    rep_a.factors,
+                    rep_b.factors,
+                    crosses.get((view, la, lb)),
+                    keep_directions="pwcca" in settings.metrics,
+                )
                 for m, metric in enumerate(settings.metrics):
                     result = evaluate(pair, metric, options)
                     values[m, v, i, j] = result.value

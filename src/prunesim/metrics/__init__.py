@@ -154,7 +154,7 @@ def svcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
 def pwcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair) or _degenerate(pair, pair.a.rank, pair.b.rank):
         return undefined
-    rho, directions = pair.canonical()
+    rho, directions = pair.canonical(directions=True)
     k = len(rho)
     # ⟨h_i, x_j⟩ for canonical variates h_i = Q_a u_i and neurons x_j of the first layer:
     # u_iᵀ (Q_aᵀ X), with Q_aᵀ X the neuron loadings of the basis.

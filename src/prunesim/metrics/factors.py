@@ -217,6 +217,9 @@ class PairFactors:
     a: LayerFactors
     b: LayerFactors
     streamed_cross: np.ndarray | None = None  # XᵀY accumulated while streaming, if any
+    # Compute canonical directions with the first SVD (set when PWCCA will ask for them, so
+    # mean CCA and PWCCA share one SVD).
+    keep_directions: bool = False
 
     def __post_init__(self) -> None:
         if self.a.n != self.b.n:
@@ -269,8 +272,24 @@ class PairFactors:
             return basis_a.left_vectors[:, :ka].T @ basis_b.left_vectors[:, :kb]
         return basis_a.whitener(ka).T @ self.cross @ basis_b.whitener(kb)
 
-    def canonical(self, standardized: bool = True, ka: int | None = None, kb: int | None = None):
-        """Canonical correlations (descending, clipped to [0, 1] against rounding) and the
-        left singular vectors (canonical directions in the first layer's orthonormal basis)."""
-        u, rho, _ = np.linalg.svd(self.whitened_cross(standardized, ka, kb), full_matrices=False)
-        return np.clip(rho, 0.0, 1.0), u
+    def canonical(
+        self,
+        standardized: bool = True,
+        ka: int | None = None,
+        kb: int | None = None,
+        directions: bool = False,
+    ):
+        """Canonical correlations (descending, clipped to [0, 1] against rounding) and, with
+        ``directions``, the left singular vectors (canonical directions in the first layer's
+        orthonormal basis; else None). Cached: metrics of a pair share one SVD, and a cached
+        SVD with vectors also serves a request without them."""
+        cache = self.__dict__.setdefault("_canonical", {})
+        key = (standardized, ka, kb)
+        if key not in cache or (directions and cache[key][1] is None):
+            matrix = self.whitened_cross(standardized, ka, kb)
+            if directions or self.keep_directions:
+                u, rho, _ = np.linalg.svd(matrix, full_matrices=False)
+            else:
+                u, rho = None, np.linalg.svd(matrix, compute_uv=False)
+            cache[key] = (np.clip(rho, 0.0, 1.0), u)
+        return cache[key]
