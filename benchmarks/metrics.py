@@ -8,6 +8,9 @@ matrix products against this machine's measured float64 matmul rate; and the agr
 two values. Then all seven metrics on one pair with shared factors, and a 12 × 12 layer-pair
 matrix against the cost of its 12 factorisations and 144 cross-products.
 
+"x floor" is the time over the unavoidable work measured on this machine in the same run: the
+matrix products at the measured matmul rate plus the factorisations the metric needs.
+
 Not a test: numbers depend on the machine; compare ratios, which are measured in one run.
 
     python benchmarks/metrics.py                   # the four reference shapes (~15 min, 2 cores)
@@ -23,7 +26,14 @@ import tracemalloc
 
 import numpy as np
 
-from prunesim.metrics import METRICS, PairFactors, evaluate, layer_factors
+from prunesim.metrics import (
+    METRICS,
+    PairFactors,
+    evaluate,
+    layer_factors,
+    pair_factors,
+    similarity,
+)
 
 REFERENCE_SHAPES = [(5000, 500, 500), (50000, 1024, 1024), (10000, 4096, 4096), (10000, 16384, 512)]
 BASELINE_MAX_BYTES = 6 * 2**30  # skip a baseline whose n × n matrices would exceed this
@@ -154,12 +164,40 @@ def product_flops(metric: str, n: int, p1: int, p2: int) -> float:
     return selfs + cross
 
 
-def ours(metric: str, x: np.ndarray, y: np.ndarray) -> float:
-    return evaluate(PairFactors(layer_factors(x), layer_factors(y)), metric).value
+_FACTORISATION_SECONDS: dict = {}
+
+
+def _factorisation(kind: str, size: int) -> float:
+    """Measured seconds of one symmetric eigendecomposition or one SVD of a size × size matrix."""
+    if (kind, size) not in _FACTORISATION_SECONDS:
+        rng = np.random.default_rng(2)
+        m = rng.standard_normal((size, size))
+        if kind == "eigh":
+            m = m @ m.T
+            seconds = measure(np.linalg.eigh, m)[0]
+        else:
+            seconds = measure(lambda a: np.linalg.svd(a, compute_uv=kind == "svd_uv"), m)[0]
+        _FACTORISATION_SECONDS[kind, size] = seconds
+    return _FACTORISATION_SECONDS[kind, size]
+
+
+def floor_seconds(metric: str, n: int, p1: int, p2: int, rate: float) -> float:
+    """The unavoidable work at this machine's speed: the matrix products at the measured
+    matmul rate plus the factorisations the metric needs (an eigendecomposition per layer of
+    the smaller of XᵀX and XXᵀ, and the SVD of the whitened cross-product or of XᵀY)."""
+    seconds = product_flops(metric, n, p1, p2) / (rate * 1e9)
+    k1, k2 = min(n, p1), min(n, p2)
+    if metric in ("cca_mean", "svcca", "pwcca"):
+        seconds += _factorisation("eigh", k1) + _factorisation("eigh", k2)
+        seconds += _factorisation("svd_uv" if metric == "pwcca" else "svd", min(k1, k2))
+    elif metric == "nbs":
+        seconds += _factorisation("svd", min(p1, p2))
+    return seconds
 
 
 def all_metrics(x, y) -> dict:
-    pair = PairFactors(layer_factors(x), layer_factors(y), keep_directions=True)
+    """All seven on one pair, sharing factors (data kept for the RBF kernel, as compare does)."""
+    pair = pair_factors(x, y, keep_data=True, keep_directions=True)
     return {m: evaluate(pair, m).value for m in METRICS}
 
 
@@ -175,10 +213,13 @@ def data(n, p1, p2, seed=0):
 def bench_shape(n, p1, p2, rate):
     x, y = data(n, p1, p2)
     print(f"\n## shape n={n}, p1={p1}, p2={p2}")
-    header = f"{'metric':>13} {'s':>8} {'MiB':>7} {'base s':>8} {'base MiB':>9} {'speedup':>8} {'% matmul':>9} {'|diff|':>8}"
+    header = (
+        f"{'metric':>13} {'s':>8} {'MiB':>7} {'base s':>8} {'base MiB':>9} {'speedup':>8} "
+        f"{'% matmul':>9} {'x floor':>8} {'|diff|':>8}"
+    )
     print(header)
     for metric in METRICS:
-        seconds, peak, value = measure(ours, metric, x, y)
+        seconds, peak, value = measure(similarity, x, y, metric)
         gram_bytes = 8 * n * n * 4
         if metric in GRAM_BASELINES and gram_bytes > BASELINE_MAX_BYTES:
             base = f"{'skipped: n x n needs ' + str(gram_bytes // 2**30) + ' GiB':>36}"
@@ -190,8 +231,12 @@ def bench_shape(n, p1, p2, rate):
             )
             diff = abs(b_val - value) if np.isfinite(value) else float("nan")
             base = f"{b_s:8.2f} {b_peak:9.0f} {b_s / seconds:8.1f}x"
-        achieved = product_flops(metric, n, p1, p2) / seconds / 1e9 / rate * 100
-        line = f"{metric:>13} {seconds:8.2f} {peak:7.0f} {base} {achieved:8.0f}%"
+        if np.isfinite(value):
+            achieved = f"{product_flops(metric, n, p1, p2) / seconds / 1e9 / rate * 100:8.0f}%"
+            floor = f"{seconds / floor_seconds(metric, n, p1, p2, rate):8.2f}"
+        else:
+            achieved, floor = f"{'-':>9}", f"{'-':>8}"
+        line = f"{metric:>13} {seconds:8.2f} {peak:7.0f} {base} {achieved} {floor}"
         if "skipped" not in base:
             line += f" {diff:8.1e}"
         if not np.isfinite(value):
@@ -202,35 +247,40 @@ def bench_shape(n, p1, p2, rate):
 
 
 def bench_layer_matrix(n=5000, p=500, layers=12):
-    """12 × 12 pairs with shared factors vs 12 factorisations + 144 cross-products."""
+    """A 12 × 12 layer-pair matrix with shared factors vs its 12 per-layer factorisations and
+    144 cross-products alone."""
     rng = np.random.default_rng(1)
     xs = [rng.standard_normal((n, p), dtype=np.float32) for _ in range(layers)]
-    metrics = ("cka_linear", "cca_mean", "svcca", "nbs")
-
-    def matrix():
-        factors = [layer_factors(x) for x in xs]
-        return [
-            [evaluate(PairFactors(a, b), m).value for m in metrics]
-            for a in factors
-            for b in factors
-        ]
+    groups = {
+        "CKA family + NBS": ("cka_linear", "cka_debiased", "nbs"),
+        "CCA family": ("cca_mean", "svcca", "pwcca"),
+    }
 
     def parts():
         factors = [layer_factors(x) for x in xs]
         for f in factors:
-            f.basis(standardized=True).whitener()
-            f.basis(standardized=False)
+            f.basis(standardized=True), f.basis(standardized=False), f.self_hsic
         for a in factors:
             for b in factors:
                 a.stats.data.T @ b.stats.data
+        return factors
 
-    t_matrix = measure(matrix)[0]
     t_parts = measure(parts)[0]
-    print(f"\n## {layers} x {layers} layer-pair matrix, n={n}, p={p}, metrics {metrics}")
-    print(
-        f"matrix {t_matrix:.2f} s; its factorisations + cross-products alone {t_parts:.2f} s; "
-        f"ratio {t_matrix / t_parts:.2f}"
-    )
+    print(f"\n## {layers} x {layers} layer-pair matrix, n={n}, p={p}")
+    print(f"12 factorisations + 144 cross-products alone: {t_parts:.2f} s")
+    for name, metrics in groups.items():
+
+        def matrix(metrics=metrics):
+            factors = [layer_factors(x) for x in xs]
+            return [
+                evaluate(PairFactors(a, b, keep_directions=True), m).value
+                for a in factors
+                for b in factors
+                for m in metrics
+            ]
+
+        t_matrix = measure(matrix)[0]
+        print(f"{name:>18} {metrics}: {t_matrix:.2f} s, {t_matrix / t_parts:.2f} x the parts")
 
 
 def main(shapes):

@@ -19,7 +19,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from prunesim.metrics.factors import RANK_TOL, LayerFactors, PairFactors, unbiased_hsic
-from prunesim.metrics.stats import DEAD_TOL, stats_from_array
+from prunesim.metrics.stats import (
+    DEAD_TOL,
+    LayerAccumulator,
+    first_pass,
+    row_blocks,
+    stats_from_array,
+)
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,44 @@ def layer_factors(x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL) -> 
     return LayerFactors(stats_from_array(x, dead_tol, keep_data=True), rank_tol)
 
 
+def pair_factors(
+    X,
+    Y,
+    dead_tol: float = DEAD_TOL,
+    rank_tol: float = RANK_TOL,
+    keep_data: bool = False,
+    keep_directions: bool = False,
+) -> PairFactors:
+    """Factors of two in-memory representations, streamed block by block exactly as
+    :mod:`prunesim.compare` streams two stores: each layer keeps its covariance (p <= n) or
+    its centred data (p > n, or ``keep_data`` for kernels), and ``XᵀY`` is accumulated unless
+    both keep their data."""
+    blocks_x, blocks_y = row_blocks(X), row_blocks(Y)
+    accumulators = []
+    for blocks in (blocks_x, blocks_y):
+        moments = first_pass(blocks)
+        live = moments.live(dead_tol)
+        keep = keep_data or int(live.sum()) > moments.n
+        accumulators.append(LayerAccumulator(moments.mean, live, keep))
+    acc_x, acc_y = accumulators
+    if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
+        raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
+    cross = None
+    for block_x, block_y in zip(blocks_x, blocks_y, strict=True):
+        cx, cy = acc_x.centred(block_x), acc_y.centred(block_y)
+        acc_x.add(cx)
+        acc_y.add(cy)
+        if not (acc_x.keep_data and acc_y.keep_data):
+            product = cx.T @ cy
+            cross = product if cross is None else cross + product
+    return PairFactors(
+        LayerFactors(acc_x.result(), rank_tol),
+        LayerFactors(acc_y.result(), rank_tol),
+        cross,
+        keep_directions=keep_directions,
+    )
+
+
 def similarity(
     X,
     Y,
@@ -275,8 +319,8 @@ def similarity(
 
     ``options`` are :class:`MetricOptions` fields (e.g. ``svcca_variance=0.99``).
     """
-    get_metric(metric)
-    pair = PairFactors(layer_factors(X, dead_tol, rank_tol), layer_factors(Y, dead_tol, rank_tol))
+    spec = get_metric(metric)
+    pair = pair_factors(X, Y, dead_tol, rank_tol, keep_data=spec.needs_kernel)
     return evaluate(pair, metric, MetricOptions(**options)).value
 
 
@@ -294,5 +338,6 @@ __all__ = [
     "evaluate",
     "get_metric",
     "layer_factors",
+    "pair_factors",
     "similarity",
 ]

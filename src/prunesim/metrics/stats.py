@@ -53,7 +53,8 @@ class ColumnMoments:
         if k == 0:
             return
         chunk_mean = chunk.mean(axis=0)
-        chunk_m2 = ((chunk - chunk_mean) ** 2).sum(axis=0)
+        deviation = chunk - chunk_mean
+        chunk_m2 = np.einsum("ij,ij->j", deviation, deviation)
         total = self.n + k
         delta = chunk_mean - self.mean
         self.mean += delta * (k / total)
@@ -98,7 +99,10 @@ class LayerAccumulator:
 
     def centred(self, chunk: np.ndarray) -> np.ndarray:
         """The chunk's live neurons, centred with the pass-1 means (float64)."""
-        return as_float64_matrix(chunk)[:, self.live] - self.mean[self.live]
+        chunk = as_float64_matrix(chunk)
+        if self.live.all():  # the common case: no copy for column selection
+            return chunk - self.mean
+        return chunk[:, self.live] - self.mean[self.live]
 
     def add(self, centred: np.ndarray) -> None:
         self.n += len(centred)
@@ -122,14 +126,32 @@ class LayerAccumulator:
         return LayerStats(self.n, live_mean, int((~self.live).sum()), cov, data, row_sq)
 
 
+def row_blocks(x, chunk_rows: int = 4096) -> list[np.ndarray]:
+    """An in-memory ``n × p`` array (numpy or torch, any float dtype) as blocks of rows, the
+    way a store is read: the passes then allocate only block-sized temporaries."""
+    if hasattr(x, "detach"):  # torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
+    return [x[start : start + chunk_rows] for start in range(0, len(x), chunk_rows)] or [x]
+
+
+def first_pass(blocks: list[np.ndarray]) -> ColumnMoments:
+    moments = ColumnMoments(blocks[0].shape[1])
+    for block in blocks:
+        moments.add(block)
+    return moments
+
+
 def stats_from_array(x, dead_tol: float = DEAD_TOL, keep_data: bool | None = None) -> LayerStats:
-    """Both passes over an in-memory ``n × p`` matrix, as one chunk."""
-    x = as_float64_matrix(x)
-    moments = ColumnMoments(x.shape[1])
-    moments.add(x)
+    """Both passes over an in-memory ``n × p`` matrix, block by block as from a store."""
+    blocks = row_blocks(x)
+    moments = first_pass(blocks)
     live = moments.live(dead_tol)
     if keep_data is None:
-        keep_data = int(live.sum()) > x.shape[0]
+        keep_data = int(live.sum()) > moments.n
     acc = LayerAccumulator(moments.mean, live, keep_data)
-    acc.add(acc.centred(x))
+    for block in blocks:
+        acc.add(acc.centred(block))
     return acc.result()
