@@ -196,8 +196,9 @@ def floor_seconds(metric: str, n: int, p1: int, p2: int, rate: float) -> float:
 
 
 def all_metrics(x, y) -> dict:
-    """All seven on one pair, sharing factors (data kept for the RBF kernel, as compare does)."""
-    pair = pair_factors(x, y, keep_data=True, keep_directions=True)
+    """All seven on one pair, sharing factors (data kept for the RBF kernel where n allows,
+    as compare does)."""
+    pair = pair_factors(x, y, keep_data=len(x) <= 10_000, keep_directions=True)
     return {m: evaluate(pair, m).value for m in METRICS}
 
 

@@ -319,9 +319,10 @@ def similarity(
 
     ``options`` are :class:`MetricOptions` fields (e.g. ``svcca_variance=0.99``).
     """
-    spec = get_metric(metric)
-    pair = pair_factors(X, Y, dead_tol, rank_tol, keep_data=spec.needs_kernel)
-    return evaluate(pair, metric, MetricOptions(**options)).value
+    spec, opts = get_metric(metric), MetricOptions(**options)
+    keep = spec.needs_kernel and len(X) <= opts.rbf_max_samples  # kernels need the data
+    pair = pair_factors(X, Y, dead_tol, rank_tol, keep_data=keep)
+    return evaluate(pair, metric, opts).value
 
 
 __all__ = [
