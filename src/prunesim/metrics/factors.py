@@ -29,20 +29,28 @@ class Basis:
     ``scale`` holds the neuron norms), truncated to its numerical rank r."""
 
     singular_values: np.ndarray  # s, descending
-    right_vectors: np.ndarray  # V (p × r)
     left_vectors: np.ndarray | None  # U (n × r): only on the Gram route
     scale: np.ndarray | None  # neuron norms when Z = X / scale
+    _right: np.ndarray | None = None  # V (p × r), from the covariance route
+    _data: np.ndarray | None = None  # Z (Gram route), to form V only if a metric needs it
 
     @classmethod
     def from_cov(cls, cov: np.ndarray, rank_tol: float, scale=None) -> Basis:
         evals, evecs = _leading_eigen(cov, rank_tol)
-        return cls(np.sqrt(evals), evecs, None, scale)
+        return cls(np.sqrt(evals), None, scale, _right=evecs)
 
     @classmethod
     def from_gram(cls, gram: np.ndarray, data: np.ndarray, rank_tol: float, scale=None) -> Basis:
         evals, evecs = _leading_eigen(gram, rank_tol)
-        s = np.sqrt(evals)
-        return cls(s, data.T @ (evecs / s), evecs, scale)
+        return cls(np.sqrt(evals), evecs, scale, _data=data)
+
+    @cached_property
+    def right_vectors(self) -> np.ndarray:
+        """V (p × r): principal directions in neuron space (``Zᵀ U diag(1/s)`` on the Gram
+        route, formed on first use: a degenerate CCA never needs it)."""
+        if self._right is not None:
+            return self._right
+        return self._data.T @ (self.left_vectors / self.singular_values)
 
     @property
     def rank(self) -> int:
