@@ -24,6 +24,8 @@ except ConfigError as err:
 wildcard_constraints:
     exp="[A-Za-z0-9_-]+",
     seed="[0-9]+",
+    seed_a="[0-9]+",
+    seed_b="[0-9]+",
     method="[a-z][a-z_]*",
     round="[1-9][0-9]*",
     model="dense|[a-z][a-z_]*/round[1-9][0-9]*",

@@ -69,6 +69,23 @@ def experiment_models(exp):
     ]
 
 
+def seed_pairs(exp):
+    """Every pair of seeds (a < b) of an experiment: their dense networks give the noise floor."""
+    ordered = sorted(seeds(exp))
+    return [
+        {"seed_a": a, "seed_b": b}
+        for i, a in enumerate(ordered)
+        for b in ordered[i + 1 :]
+    ]
+
+
+def seed_pair_files(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.exp}/seeds/seed{p['seed_a']}_vs_seed{p['seed_b']}/similarity.nc"
+        for p in seed_pairs(wildcards.exp)
+    ]
+
+
 def aggregate_outputs():
     return expand(f"{RESULTS}/{{exp}}/similarity.nc", exp=list(config["experiments"]))
 

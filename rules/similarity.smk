@@ -22,11 +22,37 @@ rule compare:
         "../workflow/scripts/compare.py"
 
 
+rule compare_seeds:
+    """Similarity of the dense networks of two seeds: how far apart independent training runs
+    are, the reference against which pruning-induced change is read."""
+    input:
+        dense=f"{RESULTS}/{{exp}}/seed{{seed_a}}/dense/activations.zarr",
+        model=f"{RESULTS}/{{exp}}/seed{{seed_b}}/dense/activations.zarr",
+    output:
+        f"{RESULTS}/{{exp}}/seeds/seed{{seed_a}}_vs_seed{{seed_b}}/similarity.nc",
+    log:
+        f"{RESULTS}/{{exp}}/seeds/seed{{seed_a}}_vs_seed{{seed_b}}/similarity.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/seeds/seed{{seed_a}}_vs_seed{{seed_b}}/similarity.benchmark.tsv"
+    conda:
+        "../envs/prunesim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        similarity=lambda wc: experiment(wc)["similarity"],
+        code=CODE["compare"],
+    script:
+        "../workflow/scripts/compare.py"
+
+
 rule aggregate:
     """One Dataset per experiment over seed, method and round, with accuracy and sparsity."""
     input:
         similarity=experiment_files("similarity.nc"),
         metrics=experiment_files("metrics.json"),
+        seed_similarity=seed_pair_files,
     output:
         f"{RESULTS}/{{exp}}/similarity.nc",
     log:
@@ -35,6 +61,7 @@ rule aggregate:
         "../envs/prunesim.yaml"
     params:
         models=lambda wc: experiment_models(wc.exp),
+        seed_pairs=lambda wc: seed_pairs(wc.exp),
         code=CODE["aggregate"],
     script:
         "../workflow/scripts/aggregate.py"

@@ -28,6 +28,7 @@ LAYERS = ["relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3"]
 # The rules that depend on activations: a similarity change or re-extraction reruns only these.
 DOWNSTREAM_OF_ACTIVATIONS = {
     "compare",
+    "compare_seeds",
     "aggregate",
     "figure_similarity_vs_depth",
     "figure_accuracy_vs_sparsity",
@@ -153,6 +154,8 @@ def test_smoke_run_aggregates_over_seeds_methods_and_rounds(smoke_run):
             ds.sparsity.sel(pruning="imp").values, [[0, 0.5, 0.75]] * 2, atol=1e-4
         )
         assert np.all(np.isfinite(ds.test_accuracy.values))
+        assert ds.seed_similarity.dims == ("seed_pair", "metric", "view", "layer_a", "layer_b")
+        assert list(ds.seed_pair.values) == ["0-1"]
 
 
 def test_smoke_run_draws_every_figure(smoke_run):
@@ -172,7 +175,7 @@ def test_changing_a_similarity_option_reruns_similarity_and_figures_only(smoke_r
     )
     jobs = planned_jobs(smoke_run, "--configfile", config)
     assert set(jobs) == DOWNSTREAM_OF_ACTIVATIONS
-    assert jobs["compare"] == 6
+    assert jobs["compare"] == 6 and jobs["compare_seeds"] == 1
 
 
 def test_forcerun_reruns_the_rule_and_only_what_depends_on_it(smoke_run):

@@ -30,7 +30,36 @@ class ModelResult:
     metrics: str | Path
 
 
-def aggregate(results: list[ModelResult], attrs: dict | None = None) -> xr.Dataset:
+@dataclass(frozen=True)
+class SeedPairResult:
+    """Similarity of the dense networks of two seeds: the noise floor of the comparison."""
+
+    seed_a: int
+    seed_b: int
+    similarity: str | Path
+
+
+def _seed_similarity(pairs: list[SeedPairResult]) -> xr.Dataset:
+    parts = []
+    for pair in pairs:
+        with xr.open_dataset(pair.similarity, engine="netcdf4") as ds:
+            loaded = ds[["similarity", "nan_reason"]].load()
+        parts.append(loaded.expand_dims(seed_pair=[f"{pair.seed_a}-{pair.seed_b}"]))
+    combined = xr.concat(parts, dim="seed_pair")
+    combined = combined.rename(similarity="seed_similarity", nan_reason="seed_nan_reason")
+    combined["seed_similarity"].attrs["long_name"] = (
+        "similarity between the dense networks of two seeds (the noise floor)"
+    )
+    return combined
+
+
+def aggregate(
+    results: list[ModelResult],
+    seed_pairs: list[SeedPairResult] | None = None,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """The per-model Datasets over (seed, pruning, round), plus ``seed_similarity`` over
+    ``seed_pair`` when pairs of dense networks were compared."""
     if not results:
         raise ValueError("nothing to aggregate: no model results given")
     seeds = sorted({r.seed for r in results})
@@ -62,5 +91,9 @@ def aggregate(results: list[ModelResult], attrs: dict | None = None) -> xr.Datas
             for r in results
         ]
     )
+    if seed_pairs:
+        combined = xr.merge(
+            [combined, _seed_similarity(seed_pairs)], combine_attrs="override", join="outer"
+        )
     combined.attrs.update(attrs or {})
     return combined

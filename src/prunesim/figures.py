@@ -84,8 +84,23 @@ def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str |
     grid.set_titles(row_template="{row_name}", col_template="view: {col_name}")
     grid.legend.set_title("IMP round" if method == "imp" else f"{method} round")
     title = "IMP" if method == "imp" else method
-    grid.figure.suptitle(f"{title}: each layer vs the same layer of the dense network", y=1.02)
+    title = f"{title}: each layer vs the same layer of the dense network"
+    if "seed_similarity" in ds:
+        _draw_seed_floor(grid, ds, layers)
+        title += "\n(dashed: dense network of one seed vs another, mean over seed pairs)"
+    grid.figure.suptitle(title, y=1.02)
     save(grid.figure, pdf, png)
+
+
+def _draw_seed_floor(grid, ds: xr.Dataset, layers: list[str]) -> None:
+    """The seed-to-seed similarity of matched dense layers, as a dashed reference line."""
+    floor = ds.seed_similarity.mean("seed_pair")
+    for (metric_label, view), ax in grid.axes_dict.items():
+        metric = next(m for m in ds.metric.values if METRIC_LABELS.get(m, m) == metric_label)
+        values = [
+            float(floor.sel(metric=metric, view=view, layer_a=la, layer_b=la)) for la in layers
+        ]
+        ax.plot(range(len(layers)), values, ls="--", color="0.35", lw=1.2, zorder=1)
 
 
 def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> None:

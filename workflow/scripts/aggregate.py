@@ -9,4 +9,6 @@ aggregate_experiment(
     metrics=list(snakemake.input.metrics),
     keys=snakemake.params.models,
     out=snakemake.output[0],
+    seed_similarity=list(snakemake.input.seed_similarity),
+    seed_pairs=snakemake.params.seed_pairs,
 )

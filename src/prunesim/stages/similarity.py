@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunesim.aggregate import ModelResult, aggregate
+from prunesim.aggregate import ModelResult, SeedPairResult, aggregate
 from prunesim.compare import CompareSettings, compare_stores
 from prunesim.io import atomic_path
 
@@ -20,15 +20,23 @@ def aggregate_experiment(
     metrics: list[str],
     keys: list[dict],
     out: str,
+    seed_similarity: list[str] = (),
+    seed_pairs: list[dict] = (),
 ) -> None:
-    """Concatenate an experiment's per-model Datasets over seed, method and round.
+    """Concatenate an experiment's per-model Datasets over seed, method and round, with the
+    seed-to-seed similarity of the dense networks.
 
-    ``keys[i]`` ({seed, method, round}) labels ``similarity[i]`` and ``metrics[i]``.
+    ``keys[i]`` ({seed, method, round}) labels ``similarity[i]`` and ``metrics[i]``;
+    ``seed_pairs[i]`` ({seed_a, seed_b}) labels ``seed_similarity[i]``.
     """
     results = [
         ModelResult(k["seed"], k["method"], k["round"], s, m)
         for k, s, m in zip(keys, similarity, metrics, strict=True)
     ]
-    ds = aggregate(results)
+    pairs = [
+        SeedPairResult(k["seed_a"], k["seed_b"], s)
+        for k, s in zip(seed_pairs, seed_similarity, strict=True)
+    ]
+    ds = aggregate(results, pairs)
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
