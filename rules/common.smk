@@ -90,11 +90,23 @@ def aggregate_outputs():
     return expand(f"{RESULTS}/{{exp}}/similarity.nc", exp=list(config["experiments"]))
 
 
-def previous_imp_round(wildcards):
-    """Round r starts from round r - 1; round 1 starts from the dense network."""
-    r = int(wildcards.round)
-    folder = model_dir(wildcards.exp, wildcards.seed, "imp", r - 1)
-    return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
+def previous_round(method):
+    """Round r of ``method`` starts from its round r - 1; round 1 from the dense network."""
+
+    def inputs(wildcards):
+        r = int(wildcards.round)
+        folder = model_dir(
+            wildcards.exp, wildcards.seed, method or wildcards.method, r - 1
+        )
+        return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
+
+    return inputs
+
+
+def mirrored_imp_mask(wildcards):
+    """A random baseline's round r matches the kept counts of IMP's round r."""
+    folder = model_dir(wildcards.exp, wildcards.seed, "imp", wildcards.round)
+    return f"{folder}/mask.pt"
 
 
 def experiment_files(name):

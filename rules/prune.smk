@@ -1,7 +1,7 @@
 rule prune_imp:
     """One IMP round with learning-rate rewinding: prune by magnitude, retrain in full."""
     input:
-        unpack(previous_imp_round),
+        unpack(previous_round("imp")),
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/mask.pt",
@@ -25,3 +25,33 @@ rule prune_imp:
         code=CODE["train"],
     script:
         "../workflow/scripts/prune_imp.py"
+
+
+rule prune_random:
+    """One round of a random baseline at IMP round r's sparsity (total or per layer)."""
+    input:
+        unpack(previous_round(None)),
+        reference=mirrored_imp_mask,
+    output:
+        model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/model.pt",
+        mask=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/mask.pt",
+        metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/metrics.json",
+    log:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/train.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/train.benchmark.tsv"
+    wildcard_constraints:
+        method="random_global|random_layerwise",
+    conda:
+        "../envs/prunesim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        dataset=lambda wc: experiment(wc)["dataset"],
+        train=lambda wc: experiment(wc)["train"],
+        device=config["device"],
+        code=CODE["train"],
+    script:
+        "../workflow/scripts/prune_random.py"

@@ -16,8 +16,10 @@ from prunesim.pruning.masks import (
     save_masks,
     sparsity_report,
 )
+from prunesim.pruning.random import RANDOM_SCOPES, random_step
 
 __all__ = [
+    "RANDOM_SCOPES",
     "SCOPES",
     "Masks",
     "apply_masks",
@@ -27,6 +29,7 @@ __all__ = [
     "magnitude_step",
     "mask_gradients",
     "prunable_parameters",
+    "random_step",
     "save_masks",
     "sparsity_report",
 ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import torch
+
 import prunesim
 from prunesim.checkpoint import load_checkpoint, save_checkpoint
 from prunesim.data import DataSettings, load_splits
@@ -14,6 +17,7 @@ from prunesim.pruning import (
     is_nested,
     load_masks,
     magnitude_step,
+    random_step,
     save_masks,
     sparsity_report,
 )
@@ -67,6 +71,24 @@ def train_dense(
     write_json(out_metrics, _model_metrics(net, masks, result, provenance))
 
 
+def _retrain_and_save(
+    net, masks, splits, train_cfg: dict, round_seed: int, dev, provenance: dict, outputs
+) -> None:
+    """Learning-rate rewinding: retrain from the current weights with a fresh optimizer and
+    the full original schedule, masked weights held at zero; then write the round's files."""
+    result = train(net, splits, _train_settings(train_cfg), round_seed, masks, dev)
+    out_model, out_mask, out_metrics = outputs
+    log.info(
+        "%s round %d: sparsity %.4f",
+        provenance["method"],
+        provenance["round"],
+        sparsity_report(masks)["sparsity"],
+    )
+    save_checkpoint(net.cpu(), out_model, provenance)
+    save_masks(masks, out_mask)
+    write_json(out_metrics, _model_metrics(net, masks, result, provenance))
+
+
 def prune_imp_round(
     dataset: dict,
     train_cfg: dict,
@@ -83,26 +105,54 @@ def prune_imp_round(
     threads: int = 1,
 ) -> None:
     """One IMP round with learning-rate rewinding: prune ``rate`` of the surviving weights by
-    magnitude, then retrain from the current weights with a fresh optimizer and the full
-    original schedule."""
+    magnitude, then retrain in full."""
     # A distinct, reproducible seed per round: batch order differs between rounds.
-    dev = setup(threads, seed * 1000 + round_, device)
+    round_seed = seed * 1000 + round_
+    dev = setup(threads, round_seed, device)
     splits = load_splits(DataSettings(**dataset))
     net, _ = load_checkpoint(in_model)
     old = load_masks(in_mask)
     masks = magnitude_step(net, old, rate, scope)
     assert is_nested(masks, old), "a pruning step must only remove weights"
-    result = train(net, splits, _train_settings(train_cfg), seed * 1000 + round_, masks, dev)
-    provenance = {
-        "method": "imp",
-        "round": round_,
-        "seed": seed,
-        "rate": rate,
-        "scope": scope,
-        "prunesim": prunesim.__version__,
-    }
-    report = sparsity_report(masks)
-    log.info("round %d: sparsity %.4f", round_, report["sparsity"])
-    save_checkpoint(net.cpu(), out_model, provenance)
-    save_masks(masks, out_mask)
-    write_json(out_metrics, _model_metrics(net, masks, result, provenance))
+    provenance = {"method": "imp", "round": round_, "seed": seed, "rate": rate, "scope": scope}
+    provenance["prunesim"] = prunesim.__version__
+    outputs = (out_model, out_mask, out_metrics)
+    _retrain_and_save(net, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
+
+
+RANDOM_METHODS = {"random_global": "global", "random_layerwise": "layerwise"}
+
+
+def prune_random_round(
+    dataset: dict,
+    train_cfg: dict,
+    seed: int,
+    round_: int,
+    method: str,
+    in_model: str,
+    in_mask: str,
+    reference_mask: str,
+    out_model: str,
+    out_mask: str,
+    out_metrics: str,
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
+    """One round of a random baseline: remove random surviving weights until the kept counts
+    equal those of the IMP round it mirrors (``reference_mask``), then retrain exactly as IMP
+    does (same schedule, same batch order)."""
+    if method not in RANDOM_METHODS:
+        raise ValueError(f"unknown random method {method!r}; expected {sorted(RANDOM_METHODS)}")
+    round_seed = seed * 1000 + round_
+    dev = setup(threads, round_seed, device)
+    splits = load_splits(DataSettings(**dataset))
+    net, _ = load_checkpoint(in_model)
+    old = load_masks(in_mask)
+    state = np.random.SeedSequence([seed, round_, sorted(RANDOM_METHODS).index(method)])
+    generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
+    masks = random_step(old, load_masks(reference_mask), RANDOM_METHODS[method], generator)
+    assert is_nested(masks, old), "a pruning step must only remove weights"
+    provenance = {"method": method, "round": round_, "seed": seed, "mirrors": str(reference_mask)}
+    provenance["prunesim"] = prunesim.__version__
+    outputs = (out_model, out_mask, out_metrics)
+    _retrain_and_save(net, masks, splits, train_cfg, round_seed, dev, provenance, outputs)

@@ -1,0 +1,21 @@
+"""Adapter: one round of a random pruning baseline (rule prune_random)."""
+
+from prunesim.io import log_to
+from prunesim.stages.train import prune_random_round
+
+log_to(snakemake.log[0])
+prune_random_round(
+    dataset=snakemake.params.dataset,
+    train_cfg=snakemake.params.train,
+    seed=int(snakemake.wildcards.seed),
+    round_=int(snakemake.wildcards.round),
+    method=snakemake.wildcards.method,
+    in_model=snakemake.input.model,
+    in_mask=snakemake.input.mask,
+    reference_mask=snakemake.input.reference,
+    out_model=snakemake.output.model,
+    out_mask=snakemake.output.mask,
+    out_metrics=snakemake.output.metrics,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
