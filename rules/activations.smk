@@ -2,6 +2,7 @@ rule extract_activations:
     """Record every recorded layer of one model on the experiment's probe set (zarr)."""
     input:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/model.pt",
+        data=rules.prepare_data.output[0],
     output:
         directory(f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.zarr"),
     log:
@@ -13,7 +14,6 @@ rule extract_activations:
         mem_mb=4000,
         runtime=60,
     params:
-        dataset=lambda wc: experiment(wc)["dataset"],
         batch_size=lambda wc: experiment(wc)["activations"]["batch_size"],
         device=config["device"],
         code=CODE["extract"],

@@ -9,6 +9,7 @@ FIGURES = f"{RESULTS}/figures"
 # Digests of the library code behind each family of rules, so that editing the metrics
 # reruns similarity jobs (and what follows) but never training.
 CODE = {
+    "data": code_digest("prunesim.stages.data", "prunesim.data"),
     "train": code_digest(
         "prunesim.stages.train",
         "prunesim.train",

@@ -2,6 +2,7 @@ rule prune_imp:
     """One IMP round with learning-rate rewinding: prune by magnitude, retrain in full."""
     input:
         unpack(previous_round("imp")),
+        data=rules.prepare_data.output[0],
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/imp/round{{round}}/mask.pt",
@@ -17,7 +18,6 @@ rule prune_imp:
         mem_mb=4000,
         runtime=120,
     params:
-        dataset=lambda wc: experiment(wc)["dataset"],
         train=lambda wc: experiment(wc)["train"],
         rate=lambda wc: experiment(wc)["pruning"]["rate"],
         scope=lambda wc: experiment(wc)["pruning"]["scope"],
@@ -31,6 +31,7 @@ rule prune_random:
     """One round of a random baseline at IMP round r's sparsity (total or per layer)."""
     input:
         unpack(previous_round(None)),
+        data=rules.prepare_data.output[0],
         reference=mirrored_imp_mask,
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/model.pt",
@@ -49,7 +50,6 @@ rule prune_random:
         mem_mb=4000,
         runtime=120,
     params:
-        dataset=lambda wc: experiment(wc)["dataset"],
         train=lambda wc: experiment(wc)["train"],
         device=config["device"],
         code=CODE["train"],

@@ -1,5 +1,26 @@
+rule prepare_data:
+    """Load the experiment's dataset once; fix its train/test split and probe set."""
+    output:
+        f"{RESULTS}/{{exp}}/data.npz",
+    log:
+        f"{RESULTS}/{{exp}}/prepare_data.log",
+    conda:
+        "../envs/prunesim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        dataset=lambda wc: experiment(wc)["dataset"],
+        code=CODE["data"],
+    script:
+        "../workflow/scripts/prepare_data.py"
+
+
 rule train_dense:
     """Train the dense network of one seed."""
+    input:
+        data=rules.prepare_data.output[0],
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/mask.pt",
@@ -15,7 +36,6 @@ rule train_dense:
         mem_mb=4000,
         runtime=120,
     params:
-        dataset=lambda wc: experiment(wc)["dataset"],
         model=lambda wc: experiment(wc)["model"],
         train=lambda wc: experiment(wc)["train"],
         prune_output_layer=lambda wc: experiment(wc)["pruning"]["prune_output_layer"],

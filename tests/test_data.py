@@ -207,3 +207,17 @@ def test_array_digest_changes_with_labels_shape_and_dtype(rng):
     assert array_digest(images, labels[::-1].copy()) != before
     assert array_digest(images.reshape(4, 8, 8), labels) != before
     assert array_digest(images.astype(np.int8), labels) != before
+
+
+def test_prepared_file_round_trips_the_splits_and_probe_set(tmp_path):
+    from prunesim.data import load_prepared, prepare
+
+    settings = DataSettings(name="synthetic", probe_size=40, synthetic={"test_size": 64})
+    path = tmp_path / "data.npz"
+    prepare(settings, path)
+    splits, probe = load_prepared(path)
+    direct = load_splits(settings)
+    for field in ("train_x", "train_y", "test_x", "test_y"):
+        np.testing.assert_array_equal(getattr(splits, field), getattr(direct, field))
+    assert splits.num_classes == direct.num_classes
+    np.testing.assert_array_equal(probe, probe_indices(settings, len(direct.test_x)))

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prunesim.io import atomic_path
+
 log = logging.getLogger(__name__)
 
 
@@ -325,3 +327,28 @@ def array_digest(*arrays: np.ndarray) -> str:
         sha.update(f"{a.shape}{a.dtype}".encode())
         sha.update(a.tobytes())
     return sha.hexdigest()[:16]
+
+
+def prepare(settings: DataSettings, path) -> None:
+    """Load the dataset once, fix its split and probe set, and save both to ``path`` (.npz):
+    every training and extraction job of the experiment then reads this file instead of
+    decoding the dataset again."""
+    splits = load_splits(settings)
+    probe = probe_indices(settings, len(splits.test_x))
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            train_x=splits.train_x,
+            train_y=splits.train_y,
+            test_x=splits.test_x,
+            test_y=splits.test_y,
+            num_classes=np.array(splits.num_classes),
+            probe=probe,
+        )
+
+
+def load_prepared(path) -> tuple[Splits, np.ndarray]:
+    """The splits and probe indices written by :func:`prepare`."""
+    with np.load(path) as f:
+        splits = Splits(f["train_x"], f["train_y"], f["test_x"], f["test_y"], int(f["num_classes"]))
+        return splits, f["probe"]

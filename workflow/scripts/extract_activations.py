@@ -5,7 +5,7 @@ from prunesim.stages.extract import extract
 
 log_to(snakemake.log[0])
 extract(
-    dataset=snakemake.params.dataset,
+    data_file=snakemake.input.data,
     in_model=snakemake.input.model,
     out_store=snakemake.output[0],
     batch_size=snakemake.params.batch_size,

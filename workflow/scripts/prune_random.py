@@ -5,7 +5,7 @@ from prunesim.stages.train import prune_random_round
 
 log_to(snakemake.log[0])
 prune_random_round(
-    dataset=snakemake.params.dataset,
+    data_file=snakemake.input.data,
     train_cfg=snakemake.params.train,
     seed=int(snakemake.wildcards.seed),
     round_=int(snakemake.wildcards.round),

@@ -5,7 +5,7 @@ from prunesim.stages.train import train_dense
 
 log_to(snakemake.log[0])
 train_dense(
-    dataset=snakemake.params.dataset,
+    data_file=snakemake.input.data,
     model=snakemake.params.model,
     train_cfg=snakemake.params.train,
     seed=int(snakemake.wildcards.seed),

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from prunesim.activations import extract_activations
 from prunesim.checkpoint import load_checkpoint
-from prunesim.data import DataSettings, Splits, array_digest, load_splits, probe_set
+from prunesim.data import Splits, array_digest, load_prepared
 from prunesim.models import recorded_layers
 from prunesim.stages import setup
 from prunesim.train import Normalizer
 
 
-def probe_images(splits: Splits, data: DataSettings, device: torch.device):
+def probe_images(splits: Splits, probe: np.ndarray, device: torch.device):
     """The experiment's fixed probe set, normalised like the training data, and its digest."""
-    images, labels = probe_set(splits, data)
+    images, labels = splits.test_x[probe], splits.test_y[probe]
     normalize = Normalizer(*splits.channel_stats(), device=device)
     return normalize(torch.as_tensor(images, device=device)), array_digest(images, labels)
 
 
 def extract(
-    dataset: dict,
+    data_file: str,
     in_model: str,
     out_store: str,
     batch_size: int = 500,
@@ -29,10 +30,9 @@ def extract(
 ) -> None:
     """Record every recorded layer of the model at ``in_model`` on the probe set."""
     dev = setup(threads, 0, device)
-    data = DataSettings(**dataset)
-    splits = load_splits(data)
+    splits, probe = load_prepared(data_file)
     net, provenance = load_checkpoint(in_model)
-    images, digest = probe_images(splits, data, dev)
+    images, digest = probe_images(splits, probe, dev)
     extract_activations(
         net.to(dev),
         recorded_layers(net),

@@ -9,7 +9,7 @@ import torch
 
 import prunesim
 from prunesim.checkpoint import load_checkpoint, save_checkpoint
-from prunesim.data import DataSettings, load_splits
+from prunesim.data import load_prepared
 from prunesim.io import write_json
 from prunesim.models import build_model
 from prunesim.pruning import (
@@ -46,7 +46,7 @@ def _model_metrics(model, masks, result, provenance: dict) -> dict:
 
 
 def train_dense(
-    dataset: dict,
+    data_file: str,
     model: str,
     train_cfg: dict,
     seed: int,
@@ -59,8 +59,7 @@ def train_dense(
 ) -> None:
     """Train the dense network of one seed."""
     dev = setup(threads, seed, device)
-    data = DataSettings(**dataset)
-    splits = load_splits(data)
+    splits, _ = load_prepared(data_file)
     net = build_model(model, splits.channels, splits.num_classes, splits.image_size)
     settings = _train_settings(train_cfg)
     result = train(net, splits, settings, seed=seed, device=dev)
@@ -90,7 +89,7 @@ def _retrain_and_save(
 
 
 def prune_imp_round(
-    dataset: dict,
+    data_file: str,
     train_cfg: dict,
     seed: int,
     round_: int,
@@ -109,7 +108,7 @@ def prune_imp_round(
     # A distinct, reproducible seed per round: batch order differs between rounds.
     round_seed = seed * 1000 + round_
     dev = setup(threads, round_seed, device)
-    splits = load_splits(DataSettings(**dataset))
+    splits, _ = load_prepared(data_file)
     net, _ = load_checkpoint(in_model)
     old = load_masks(in_mask)
     masks = magnitude_step(net, old, rate, scope)
@@ -124,7 +123,7 @@ RANDOM_METHODS = {"random_global": "global", "random_layerwise": "layerwise"}
 
 
 def prune_random_round(
-    dataset: dict,
+    data_file: str,
     train_cfg: dict,
     seed: int,
     round_: int,
@@ -145,7 +144,7 @@ def prune_random_round(
         raise ValueError(f"unknown random method {method!r}; expected {sorted(RANDOM_METHODS)}")
     round_seed = seed * 1000 + round_
     dev = setup(threads, round_seed, device)
-    splits = load_splits(DataSettings(**dataset))
+    splits, _ = load_prepared(data_file)
     net, _ = load_checkpoint(in_model)
     old = load_masks(in_mask)
     state = np.random.SeedSequence([seed, round_, sorted(RANDOM_METHODS).index(method)])
