@@ -88,6 +88,17 @@ def _retrain_and_save(
     write_json(out_metrics, _model_metrics(net, masks, result, provenance))
 
 
+def _start_round(data_file, seed, round_, in_model, in_mask, device, threads):
+    """What every pruning round starts from: its seed, device, data, model and mask."""
+    # A distinct, reproducible seed per round (batch order differs between rounds); a random
+    # baseline's round r uses IMP round r's seed, so the two see the same batches.
+    round_seed = seed * 1000 + round_
+    dev = setup(threads, round_seed, device)
+    splits, _ = load_prepared(data_file)
+    net, _ = load_checkpoint(in_model)
+    return round_seed, dev, splits, net, load_masks(in_mask)
+
+
 def prune_imp_round(
     data_file: str,
     train_cfg: dict,
@@ -105,12 +116,9 @@ def prune_imp_round(
 ) -> None:
     """One IMP round with learning-rate rewinding: prune ``rate`` of the surviving weights by
     magnitude, then retrain in full."""
-    # A distinct, reproducible seed per round: batch order differs between rounds.
-    round_seed = seed * 1000 + round_
-    dev = setup(threads, round_seed, device)
-    splits, _ = load_prepared(data_file)
-    net, _ = load_checkpoint(in_model)
-    old = load_masks(in_mask)
+    round_seed, dev, splits, net, old = _start_round(
+        data_file, seed, round_, in_model, in_mask, device, threads
+    )
     masks = magnitude_step(net, old, rate, scope)
     assert is_nested(masks, old), "a pruning step must only remove weights"
     provenance = {"method": "imp", "round": round_, "seed": seed, "rate": rate, "scope": scope}
@@ -142,11 +150,9 @@ def prune_random_round(
     does (same schedule, same batch order)."""
     if method not in RANDOM_METHODS:
         raise ValueError(f"unknown random method {method!r}; expected {sorted(RANDOM_METHODS)}")
-    round_seed = seed * 1000 + round_
-    dev = setup(threads, round_seed, device)
-    splits, _ = load_prepared(data_file)
-    net, _ = load_checkpoint(in_model)
-    old = load_masks(in_mask)
+    round_seed, dev, splits, net, old = _start_round(
+        data_file, seed, round_, in_model, in_mask, device, threads
+    )
     state = np.random.SeedSequence([seed, round_, sorted(RANDOM_METHODS).index(method)])
     generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
     masks = random_step(old, load_masks(reference_mask), RANDOM_METHODS[method], generator)
