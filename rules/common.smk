@@ -12,6 +12,7 @@ CODE = {
     "data": code_digest("prunesim.stages.data", "prunesim.data"),
     "train": code_digest(
         "prunesim.stages.train",
+        "prunesim.accounting",
         "prunesim.train",
         "prunesim.models",
         "prunesim.data",

@@ -100,6 +100,9 @@ def test_smoke_run_writes_models_masks_and_metrics(smoke_run):
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         expected = {"dense": 0.0, "round1": 0.5, "round2": 0.75}[folder.name]
         assert metrics["sparsity"]["sparsity"] == pytest.approx(expected, abs=1e-4)
+        for quantity in ("parameters", "flops"):
+            dense, remaining = metrics[quantity]["dense"], metrics[quantity]["remaining"]
+            assert (remaining < dense) if expected else (remaining <= dense)
         epochs = [
             line for line in (folder / "train.log").read_text().splitlines() if "epoch" in line
         ]

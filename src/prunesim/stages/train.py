@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 import prunesim
+from prunesim.accounting import count
 from prunesim.checkpoint import load_checkpoint, save_checkpoint
 from prunesim.data import load_prepared
 from prunesim.io import write_json
@@ -33,13 +34,15 @@ def _train_settings(train_cfg: dict) -> TrainSettings:
     return TrainSettings(**cfg)
 
 
-def _model_metrics(model, masks, result, provenance: dict) -> dict:
+def _model_metrics(model, masks, result, provenance: dict, splits) -> dict:
+    """metrics.json: accuracy, sparsity, parameter and FLOP counts, the training history."""
     final = result.final
+    input_shape = (splits.channels, splits.image_size, splits.image_size)
     return {
         **provenance,
         "test_accuracy": final.get("test_accuracy"),
         "train_accuracy": final.get("train_accuracy"),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        **count(model, input_shape),
         "sparsity": sparsity_report(masks),
         "history": result.history,
     }
@@ -67,7 +70,7 @@ def train_dense(
     provenance = {"method": "dense", "round": 0, "seed": seed, "prunesim": prunesim.__version__}
     save_checkpoint(net.cpu(), out_model, provenance)
     save_masks(masks, out_mask)
-    write_json(out_metrics, _model_metrics(net, masks, result, provenance))
+    write_json(out_metrics, _model_metrics(net, masks, result, provenance, splits))
 
 
 def _retrain_and_save(
@@ -85,7 +88,7 @@ def _retrain_and_save(
     )
     save_checkpoint(net.cpu(), out_model, provenance)
     save_masks(masks, out_mask)
-    write_json(out_metrics, _model_metrics(net, masks, result, provenance))
+    write_json(out_metrics, _model_metrics(net, masks, result, provenance, splits))
 
 
 def _start_round(data_file, seed, round_, in_model, in_mask, device, threads):
