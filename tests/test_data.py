@@ -16,7 +16,6 @@ from prunesim.data import (
     get_spec,
     load_splits,
     probe_indices,
-    probe_set,
 )
 
 TORCHVISION_DATASETS = sorted(name for name, spec in DATASETS.items() if spec.required_files)
@@ -128,13 +127,6 @@ def test_probe_indices_of_the_whole_test_set_are_every_index():
 def test_probe_size_larger_than_test_set_raises_naming_probe_size():
     with pytest.raises(ValueError, match="probe_size"):
         probe_indices(DataSettings(probe_size=1001), 1000)
-
-
-def test_probe_set_returns_the_indexed_test_images(synthetic_settings, synthetic_splits):
-    images, labels = probe_set(synthetic_splits, synthetic_settings)
-    idx = probe_indices(synthetic_settings, len(synthetic_splits.test_x))
-    np.testing.assert_array_equal(images, synthetic_splits.test_x[idx])
-    np.testing.assert_array_equal(labels, synthetic_splits.test_y[idx])
 
 
 # --- availability and registry ----------------------------------------------------------------

@@ -314,11 +314,6 @@ def probe_indices(settings: DataSettings, test_size: int) -> np.ndarray:
     return np.sort(rng.permutation(test_size)[: settings.probe_size])
 
 
-def probe_set(splits: Splits, settings: DataSettings) -> tuple[np.ndarray, np.ndarray]:
-    idx = probe_indices(settings, len(splits.test_x))
-    return splits.test_x[idx], splits.test_y[idx]
-
-
 def array_digest(*arrays: np.ndarray) -> str:
     """Content digest of arrays (shape, dtype and bytes): identifies a probe set across models."""
     sha = hashlib.sha256()
