@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import threading
@@ -92,10 +93,8 @@ def code_digest(*modules: str) -> str:
     return sha.hexdigest()[:16]
 
 
-def log_to(path: str | os.PathLike[str] | None, level: int = 20) -> None:
+def log_to(path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
     """Send this process's log records to ``path`` (a rule's log file), or stderr if ``None``."""
-    import logging
-
     handler = logging.FileHandler(path, mode="w") if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

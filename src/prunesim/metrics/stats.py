@@ -24,14 +24,19 @@ DEAD_TOL = 1e-6  # a neuron is dead if its std <= DEAD_TOL * the layer's largest
 CONSTANT_RTOL = 1e-12  # std <= CONSTANT_RTOL * |mean| is rounding residue of a constant neuron
 
 
-def as_float64_matrix(x) -> np.ndarray:
-    """numpy or torch ``n × p`` array (any float dtype) -> float64 numpy array."""
+def as_matrix(x) -> np.ndarray:
+    """numpy or torch ``n × p`` array (any dtype) -> numpy array, checked to be 2-D."""
     if hasattr(x, "detach"):  # torch tensor, without importing torch
-        x = x.detach().cpu().double().numpy()
-    x = np.asarray(x, dtype=np.float64)
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
     return x
+
+
+def as_float64_matrix(x) -> np.ndarray:
+    """numpy or torch ``n × p`` array (any float dtype) -> float64 numpy array."""
+    return as_matrix(x).astype(np.float64, copy=False)
 
 
 @dataclass
@@ -129,11 +134,7 @@ class LayerAccumulator:
 def row_blocks(x, chunk_rows: int = 4096) -> list[np.ndarray]:
     """An in-memory ``n × p`` array (numpy or torch, any float dtype) as blocks of rows, the
     way a store is read: the passes then allocate only block-sized temporaries."""
-    if hasattr(x, "detach"):  # torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
+    x = as_matrix(x)
     return [x[start : start + chunk_rows] for start in range(0, len(x), chunk_rows)] or [x]
 
 

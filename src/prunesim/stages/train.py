@@ -74,10 +74,12 @@ def train_dense(
 
 
 def _retrain_and_save(
-    net, masks, splits, train_cfg: dict, round_seed: int, dev, provenance: dict, outputs
+    net, old, masks, splits, train_cfg: dict, round_seed: int, dev, provenance: dict, outputs
 ) -> None:
     """Learning-rate rewinding: retrain from the current weights with a fresh optimizer and
     the full original schedule, masked weights held at zero; then write the round's files."""
+    assert is_nested(masks, old), "a pruning step must only remove weights"
+    provenance = {**provenance, "prunesim": prunesim.__version__}
     result = train(net, splits, _train_settings(train_cfg), round_seed, masks, dev)
     out_model, out_mask, out_metrics = outputs
     log.info(
@@ -123,11 +125,9 @@ def prune_imp_round(
         data_file, seed, round_, in_model, in_mask, device, threads
     )
     masks = magnitude_step(net, old, rate, scope)
-    assert is_nested(masks, old), "a pruning step must only remove weights"
     provenance = {"method": "imp", "round": round_, "seed": seed, "rate": rate, "scope": scope}
-    provenance["prunesim"] = prunesim.__version__
     outputs = (out_model, out_mask, out_metrics)
-    _retrain_and_save(net, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
+    _retrain_and_save(net, old, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
 
 
 RANDOM_METHODS = {"random_global": "global", "random_layerwise": "layerwise"}
@@ -159,8 +159,6 @@ def prune_random_round(
     state = np.random.SeedSequence([seed, round_, sorted(RANDOM_METHODS).index(method)])
     generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
     masks = random_step(old, load_masks(reference_mask), RANDOM_METHODS[method], generator)
-    assert is_nested(masks, old), "a pruning step must only remove weights"
     provenance = {"method": method, "round": round_, "seed": seed, "mirrors": str(reference_mask)}
-    provenance["prunesim"] = prunesim.__version__
     outputs = (out_model, out_mask, out_metrics)
-    _retrain_and_save(net, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
+    _retrain_and_save(net, old, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
