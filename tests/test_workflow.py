@@ -168,7 +168,7 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
     for seed in (0, 1):
         for r in (1, 2):
             imp = json.loads((base / f"seed{seed}/imp/round{r}/metrics.json").read_text())
-            for method in ("random_global", "random_layerwise"):
+            for method in ("random_layerwise",):
                 folder = base / f"seed{seed}/{method}/round{r}"
                 info = json.loads((folder / "metrics.json").read_text())
                 assert info["sparsity"]["kept"] == imp["sparsity"]["kept"]
@@ -178,15 +178,16 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
                 for name, mask in torch.load(folder / "mask.pt", weights_only=True).items():
                     assert torch.all(weights[name][~mask] == 0), f"{folder}: {name} revived"
     with xr.open_dataset(base / "similarity.nc") as ds:
-        assert set(ds.pruning.values) == {"imp", "random_global", "random_layerwise"}
+        assert set(ds.pruning.values) == {"imp", "random_layerwise"}
         np.testing.assert_array_equal(
-            ds.sparsity.sel(pruning="random_global").values, ds.sparsity.sel(pruning="imp").values
+            ds.sparsity.sel(pruning="random_layerwise").values,
+            ds.sparsity.sel(pruning="imp").values,
         )
 
 
 def test_smoke_run_draws_every_figure(smoke_run):
     figures = smoke_run / "results" / "figures" / EXPERIMENT
-    stems = [f"similarity_vs_depth_{m}" for m in ("imp", "random_global", "random_layerwise")]
+    stems = [f"similarity_vs_depth_{m}" for m in ("imp", "random_layerwise")]
     for stem in (*stems, "accuracy_vs_sparsity"):
         assert (figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (figures / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
@@ -202,14 +203,14 @@ def test_changing_a_similarity_option_reruns_similarity_and_figures_only(smoke_r
     )
     jobs = planned_jobs(smoke_run, "--configfile", config)
     assert set(jobs) == DOWNSTREAM_OF_ACTIVATIONS
-    assert jobs["compare"] == 14 and jobs["compare_seeds"] == 1  # 2 seeds x (dense + 3 x 2)
+    assert jobs["compare"] == 10 and jobs["compare_seeds"] == 1  # 2 seeds x (dense + 2 x 2)
 
 
 def test_forcerun_reruns_the_rule_and_only_what_depends_on_it(smoke_run):
     jobs = planned_jobs(
         smoke_run, "--configfile", "config/smoke.yaml", "--forcerun", "extract_activations"
     )
-    assert jobs.pop("extract_activations") == 14
+    assert jobs.pop("extract_activations") == 10
     assert set(jobs) == DOWNSTREAM_OF_ACTIVATIONS
     dense = model_dirs(smoke_run)[0] / "model.pt"
     before = dense.stat().st_mtime_ns
