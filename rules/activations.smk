@@ -13,6 +13,7 @@ rule extract_activations:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPUS,
     params:
         batch_size=lambda wc: experiment(wc)["activations"]["batch_size"],
         device=config["device"],

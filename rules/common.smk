@@ -5,6 +5,11 @@ from prunesim.io import code_digest
 RESULTS = "results"
 FIGURES = f"{RESULTS}/figures"
 
+# GPUs a training or extraction job reserves: one when the config asks for CUDA, none for
+# 'cpu' or 'auto' ('auto' uses a visible GPU without reserving it). A countable resource, so
+# local runs with `--resources gpu=N` and SLURM runs (`--gpus`) never oversubscribe.
+GPUS = 1 if config["device"].startswith("cuda") else 0
+
 
 # Digests of the library code behind each family of rules, so that editing the metrics
 # reruns similarity jobs (and what follows) but never training.

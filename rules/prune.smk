@@ -17,6 +17,7 @@ rule prune_imp:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=GPUS,
     params:
         train=lambda wc: experiment(wc)["train"],
         rate=lambda wc: experiment(wc)["pruning"]["rate"],
@@ -49,6 +50,7 @@ rule prune_random:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=GPUS,
     params:
         train=lambda wc: experiment(wc)["train"],
         device=config["device"],

@@ -35,6 +35,7 @@ rule train_dense:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=GPUS,
     params:
         model=lambda wc: experiment(wc)["model"],
         train=lambda wc: experiment(wc)["train"],
