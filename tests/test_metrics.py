@@ -20,6 +20,7 @@ from prunesim.metrics import (
     PairFactors,
     definitions,
     evaluate,
+    factors,
     layer_factors,
     similarity,
 )
@@ -579,3 +580,104 @@ def test_cca_rank_decision_is_invariant_to_scaling_one_neuron(factor):
     assert similarity(scaled, y, "cca_mean") == pytest.approx(
         similarity(x, y, "cca_mean"), abs=1e-9
     )
+
+
+# --- fast factorisations agree with the slow ones ---------------------------------------------
+
+
+def _singular_value_cases(rng) -> dict[str, np.ndarray]:
+    wide = rng.standard_normal((30, 50))
+    return {
+        "wide": wide,
+        "tall": wide.T.copy(),
+        "square_graded": rng.standard_normal((40, 40)) * np.geomspace(1.0, 1e-3, 40),
+        "rank_deficient": rng.standard_normal((30, 5)) @ rng.standard_normal((5, 20)),
+        "tiny_value": np.diag([1.0, 0.5, 1e-9]) @ _orthogonal(rng, 3),
+    }
+
+
+@pytest.mark.parametrize("case", ["wide", "tall", "square_graded", "rank_deficient", "tiny_value"])
+def test_singular_values_from_the_gram_eigenvalues_equal_lapack_svd(case, rng, monkeypatch):
+    matrix = _singular_value_cases(rng)[case]
+    lapack_u, lapack_s, _ = np.linalg.svd(matrix, full_matrices=False)
+    calls = []
+    original = np.linalg.svd
+    monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: calls.append(1) or original(*a, **k))
+    sigma, _ = factors.singular_values(matrix)
+    np.testing.assert_allclose(sigma, lapack_s, rtol=0, atol=1e-12 * lapack_s[0])
+    sigma, u = factors.singular_values(matrix, left_vectors=True)
+    np.testing.assert_allclose(sigma, lapack_s, rtol=0, atol=1e-12 * lapack_s[0])
+    np.testing.assert_allclose(u.T @ u, np.eye(u.shape[1]), atol=1e-10)
+    defined = lapack_s > 1e-6 * lapack_s[0]  # directions of (near-)zero values are arbitrary
+    overlap = np.abs(np.sum(u[:, defined] * lapack_u[:, defined], axis=0))
+    np.testing.assert_allclose(overlap, 1.0, atol=1e-8)
+    # tiny or zero singular values are resolved by the LAPACK SVD, the others without it
+    assert bool(calls) == (case in ("rank_deficient", "tiny_value"))
+
+
+def _eigen_whitened(monkeypatch) -> None:
+    monkeypatch.setattr(factors, "cholesky_basis", lambda corr, scale, rank_tol: None)
+
+
+@pytest.mark.parametrize("metric", CCA_FAMILY)
+def test_cholesky_whitening_equals_eigen_whitening(metric, rng, monkeypatch):
+    x, y = _decaying(rng, 150, 12, 9)
+    pair = _pair(x, y)
+    assert isinstance(pair.a.basis(standardized=True), factors.CholeskyBasis)
+    fast = evaluate(pair, metric).value
+    _eigen_whitened(monkeypatch)
+    eigen_pair = _pair(x, y)
+    assert isinstance(eigen_pair.a.basis(standardized=True), factors.Basis)
+    assert fast == pytest.approx(evaluate(eigen_pair, metric).value, abs=1e-12)
+
+
+def test_cholesky_whitening_is_used_only_where_the_eigen_rank_decision_keeps_every_direction(rng):
+    """Correlation matrices whose smallest eigenvalue sweeps across rank_tol × the largest: the
+    Cholesky basis is certified only where the eigendecomposition (the documented decision)
+    finds full rank too, and it is certified well above the threshold."""
+    q = _orthogonal(rng, 6)
+    certified = []
+    for smallest in np.geomspace(1e-14, 1e-4, 41):
+        cov = (q * np.array([3.0, 1.0, 1.0, 0.5, 0.5, smallest])) @ q.T
+        scale = np.sqrt(np.diag(cov))
+        corr = cov / np.outer(scale, scale)
+        full_rank = factors.Basis.from_cov(corr, factors.RANK_TOL).rank == 6
+        if factors.cholesky_basis(corr, scale, factors.RANK_TOL) is not None:
+            assert full_rank, smallest
+            certified.append(smallest)
+        elif smallest < 1e-11:
+            assert not full_rank, smallest
+    assert certified and min(certified) < 1e-8
+
+
+@pytest.mark.parametrize("case", ["full_rank", "low_rank", "one_neuron_scaled_down"])
+def test_gram_rank_certificate_agrees_with_the_eigen_rank_decision(case, rng):
+    n = 40
+    x = rng.standard_normal((n, 90))
+    if case == "low_rank":
+        x = rng.standard_normal((n, 12)) @ rng.standard_normal((12, 90))
+    elif case == "one_neuron_scaled_down":
+        x[:, 0] *= 1e-4  # live (dead_tol is 1e-6), but 1e-8 in the Gram bound
+    layer = layer_factors(x)
+    assert layer.gram_route
+    eigen_rank = layer.basis(standardized=True).rank
+    assert eigen_rank == (12 if case == "low_rank" else n - 1)
+    # Certified only where the eigendecomposition finds full rank; the bound is conservative
+    # under very unequal neuron scales, and the eigendecomposition then decides.
+    certified = factors.gram_has_full_rank(layer.gram, layer.scale, factors.RANK_TOL)
+    assert certified == (case == "full_rank")
+    assert layer.rank == eigen_rank
+
+
+@pytest.mark.parametrize("variance", [0.99, 0.9])
+def test_svcca_of_a_wide_layer_and_a_narrow_one_equals_truncated_svd_then_cca(variance, rng):
+    x, _, _, zy = _low_rank_wide(rng, n=100)
+    y = zy[:, :8] @ rng.standard_normal((8, 8))
+    pair = _pair(x, y)
+    assert pair.a.gram_route and not pair.b.gram_route
+    bx, by = _svd_truncated_basis(x, variance), _svd_truncated_basis(y, variance)
+    expected = _canonical(bx, by)[0].mean()
+    value = evaluate(pair, "svcca", MetricOptions(svcca_variance=variance)).value
+    assert value == pytest.approx(expected, abs=1e-9)
+    swapped = evaluate(_pair(y, x), "svcca", MetricOptions(svcca_variance=variance)).value
+    assert swapped == pytest.approx(expected, abs=1e-9)

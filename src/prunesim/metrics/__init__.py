@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from prunesim.metrics.factors import RANK_TOL, LayerFactors, PairFactors, unbiased_hsic
+from prunesim.metrics.factors import (
+    RANK_TOL,
+    LayerFactors,
+    PairFactors,
+    singular_values,
+    unbiased_hsic,
+)
 from prunesim.metrics.stats import (
     DEAD_TOL,
     LayerAccumulator,
@@ -127,7 +133,7 @@ def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
         core = (s_a[:, None] * pair.whitened_cross(standardized=False)) * s_b
     else:
         core = pair.cross
-    nuclear = np.linalg.svd(core, compute_uv=False).sum()
+    nuclear = singular_values(core)[0].sum()
     return MetricResult(float(nuclear / math.sqrt(pair.a.trace * pair.b.trace)))
 
 

@@ -9,6 +9,12 @@ correlation analysis derived from it.
 
 Notation: X is n × p, centred, live neurons only; ``X = U diag(s) Vᵀ`` its thin SVD truncated
 to the numerical rank r (singular values s > sqrt(rank_tol) × the largest).
+
+Speed: symmetric eigendecompositions and SVDs are LAPACK's slow, memory-bound part (for p =
+4,096 one takes as long as ten p × p matrix products on two cores), so they are avoided where
+an exact equivalent exists: a full-rank layer is whitened for CCA by the Cholesky factor of its
+correlation matrix, and singular values come from the eigenvalues of the smaller Gram matrix
+(:func:`singular_values`). See docs/metrics.md, "Where the time goes".
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg
 
 from prunesim.metrics.stats import LayerStats
 
 RANK_TOL = 1e-10  # eigenvalues of XᵀX (or XXᵀ) <= RANK_TOL × the largest are treated as zero
+# singular_values: the LAPACK SVD is used when the Gram-eigenvalue route could be off by more
+# than this fraction of the sum of the singular values.
+SPECTRUM_RTOL = 1e-12
 
 
 @dataclass
@@ -63,11 +73,130 @@ class Basis:
         m = self.right_vectors[:, :k] / self.singular_values[:k]
         return m / self.scale[:, None] if self.scale is not None else m
 
+    def whiten(self, matrix: np.ndarray, k: int | None = None) -> np.ndarray:
+        """``Mᵀ A`` (k × m) for a p × m matrix A. On the Gram route, where V is not formed, as
+        ``diag(s_k)⁻² U_kᵀ Z D⁻¹ A`` (M = D⁻¹ Zᵀ U_k diag(s_k)⁻²): for m < p that is cheaper
+        than forming the p × r matrix V."""
+        k = self.rank if k is None else k
+        if self._right is None and "right_vectors" not in self.__dict__:
+            scaled = matrix / self.scale[:, None] if self.scale is not None else matrix
+            projected = self.left_vectors[:, :k].T @ (self._data @ scaled)
+            return projected / self.singular_values[:k, None] ** 2
+        return self.whitener(k).T @ matrix
+
     def neuron_loadings(self) -> np.ndarray:
         """``Qᵀ X`` (r × p) for the orthonormal basis Q = X M: ``diag(s) Vᵀ`` (times the neuron
         norms if standardised), the projection of every neuron on every basis vector."""
         loadings = self.singular_values[:, None] * self.right_vectors.T
         return loadings * self.scale if self.scale is not None else loadings
+
+
+@dataclass
+class CholeskyBasis:
+    """Whitening of a full-rank layer from the Cholesky factor of its correlation matrix,
+    ``R = D⁻¹ XᵀX D⁻¹ = L Lᵀ`` (D the neuron norms): ``Q = X D⁻¹ L⁻ᵀ`` is an orthonormal basis
+    of the layer, which is all CCA needs; a Cholesky factorisation costs a tenth of an
+    eigendecomposition."""
+
+    factor: np.ndarray  # L (p × p, lower)
+    inverse: np.ndarray  # L⁻¹
+    scale: np.ndarray  # D
+
+    left_vectors = None  # only eigen bases on the Gram route have them
+
+    @property
+    def rank(self) -> int:
+        return len(self.scale)
+
+    def whitener(self, k: int | None = None) -> np.ndarray:
+        """``M = D⁻¹ L⁻ᵀ`` (p × p): ``X M`` is orthonormal. Only the full basis exists (the
+        directions are not principal ones, so there is no leading k of them)."""
+        if k not in (None, self.rank):
+            raise ValueError("a Cholesky basis has no leading directions to truncate to")
+        return (self.inverse / self.scale).T
+
+    def whiten(self, matrix: np.ndarray, k: int | None = None) -> np.ndarray:
+        """``Mᵀ A = L⁻¹ D⁻¹ A`` for a p × m matrix A."""
+        return self.whitener(k).T @ matrix
+
+    def neuron_loadings(self) -> np.ndarray:
+        """``Qᵀ X = L⁻¹ D⁻¹ XᵀX = Lᵀ D`` (p × p)."""
+        return self.factor.T * self.scale
+
+
+def cholesky_basis(corr: np.ndarray, scale: np.ndarray, rank_tol: float) -> CholeskyBasis | None:
+    """The Cholesky basis of a correlation matrix that is certainly of full rank under
+    ``rank_tol``, else None (then the eigendecomposition decides the rank, as documented).
+
+    Certificate: ``λ_min(R) >= 1 / tr(R⁻¹) = 1 / ‖L⁻¹‖²_F`` and ``λ_max(R) <= ‖R‖_F``, so when
+    the first bound exceeds ``rank_tol`` × the second, an eigendecomposition would keep every
+    direction too. It holds for condition numbers up to about rank_tol⁻¹ / p^1.5 at worst, and
+    much higher when only a few eigenvalues are small."""
+    try:
+        factor = scipy.linalg.cholesky(corr, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    inverse, info = scipy.linalg.lapack.dtrtri(factor, lower=1)
+    if info != 0 or not np.isfinite(inverse).all():
+        return None
+    if not 1.0 / np.vdot(inverse, inverse) > rank_tol * np.linalg.norm(corr):
+        return None
+    return CholeskyBasis(factor, inverse, scale)
+
+
+def gram_has_full_rank(gram: np.ndarray, scale: np.ndarray, rank_tol: float) -> bool:
+    """Whether the centred data with Gram matrix ``gram`` (n × n) certainly has rank n − 1
+    with its neurons scaled to unit norm (``scale`` their norms), without an eigendecomposition.
+
+    ``G' = G + (tr G / n) 11ᵀ / n`` replaces the zero eigenvalue of the centring direction 1;
+    its Cholesky factor bounds ``λ_min(G on 1⊥) >= 1 / ‖L⁻¹‖²_F``, and ``λ_max(G) <= ‖G‖_F``.
+    Scaling neurons by ``1 / scale`` moves these by at most ``max scale²`` and ``min scale²``."""
+    n = len(gram)
+    shifted = gram + np.trace(gram) / n**2
+    try:
+        factor = scipy.linalg.cholesky(shifted, lower=True, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    inverse, info = scipy.linalg.lapack.dtrtri(factor, lower=1, overwrite_c=1)
+    if info != 0 or not np.isfinite(inverse).all():
+        return False
+    lower = (scale.min() / scale.max()) ** 2 / np.vdot(inverse, inverse)
+    return bool(lower > rank_tol * np.linalg.norm(gram))
+
+
+def singular_values(matrix: np.ndarray, left_vectors: bool = False):
+    """Singular values (descending) of a k1 × k2 matrix A and, with ``left_vectors``, its
+    left singular vectors (k1 × min(k1, k2)); else None.
+
+    They come from the eigendecomposition of the smaller of AAᵀ and AᵀA, which costs a
+    third to a half of an SVD. Its eigenvalues are exact to about eps·σ₁², so each σᵢ to
+    eps·σ₁² / 2σᵢ: when those errors could add up to more than ``SPECTRUM_RTOL`` of Σσᵢ (some
+    singular values are tiny, or exactly zero), the LAPACK SVD is used instead."""
+    k1, k2 = matrix.shape
+    if min(k1, k2) == 0:
+        return np.zeros(0), (np.zeros((k1, 0)) if left_vectors else None)
+    wide = k1 <= k2  # AAᵀ is the smaller Gram matrix; its eigenvectors are the left vectors
+    gram = matrix @ matrix.T if wide else matrix.T @ matrix
+    if left_vectors:
+        evals, evecs = scipy.linalg.eigh(gram, overwrite_a=True, check_finite=False)
+        evecs = evecs[:, ::-1]
+    else:
+        evals = scipy.linalg.eigh(gram, eigvals_only=True, overwrite_a=True, check_finite=False)
+    sigma = np.sqrt(np.maximum(evals[::-1], 0.0))
+    if sigma[-1] > 0 and _gram_error(sigma) <= SPECTRUM_RTOL * sigma.sum():
+        if not left_vectors:
+            return sigma, None
+        return sigma, (evecs if wide else matrix @ (evecs / sigma))
+    if left_vectors:
+        u, sigma, _ = np.linalg.svd(matrix, full_matrices=False)
+        return sigma, u
+    return np.linalg.svd(matrix, compute_uv=False), None
+
+
+def _gram_error(sigma: np.ndarray) -> float:
+    """Bound on the summed error of singular values ``sigma`` (all > 0) obtained as square
+    roots of Gram-matrix eigenvalues."""
+    return float(np.finfo(np.float64).eps * sigma[0] ** 2 / 2 * np.sum(1.0 / sigma))
 
 
 def _leading_eigen(matrix: np.ndarray, rank_tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +282,7 @@ class LayerFactors:
             return np.sqrt(np.einsum("ij,ij->j", self.stats.data, self.stats.data))
         return np.sqrt(np.diag(self.cov))
 
-    def basis(self, standardized: bool) -> Basis:
+    def basis(self, standardized: bool) -> Basis | CholeskyBasis:
         """Principal basis of X (``standardized=False``: SVCCA, NBS) or of X with unit-norm
         neurons (``True``: CCA, PWCCA), computed once each."""
         cache = self.__dict__.setdefault("_bases", {})
@@ -164,14 +293,20 @@ class LayerFactors:
                 cache[standardized] = Basis.from_gram(
                     data @ data.T if standardized else self.gram, data, self.rank_tol, scale
                 )
+            elif standardized:
+                corr = self.cov / np.outer(scale, scale)
+                cache[standardized] = cholesky_basis(corr, scale, self.rank_tol) or Basis.from_cov(
+                    corr, self.rank_tol, scale
+                )
             else:
-                cov = self.cov / np.outer(scale, scale) if standardized else self.cov
-                cache[standardized] = Basis.from_cov(cov, self.rank_tol, scale)
+                cache[standardized] = Basis.from_cov(self.cov, self.rank_tol)
         return cache[standardized]
 
-    @property
+    @cached_property
     def rank(self) -> int:
         """Numerical rank of X, decided on standardised neurons (scale-free, like CCA)."""
+        if self.gram_route and gram_has_full_rank(self.gram, self.scale, self.rank_tol):
+            return self.n - 1  # the most centred data can have; CCA is then degenerate
         return self.basis(standardized=True).rank
 
     def variance_rank(self, fraction: float) -> int:
@@ -181,6 +316,14 @@ class LayerFactors:
             return 0
         cumulative = np.cumsum(variance) / variance.sum()
         return int(min(np.searchsorted(cumulative, fraction - 1e-12) + 1, len(variance)))
+
+    def _squared_distances(self) -> np.ndarray:
+        """``‖x_i − x_j‖²`` (n × n), from the Gram matrix."""
+        sq = np.diag(self.gram).copy()
+        dist = np.multiply(self.gram, -2.0)
+        dist += sq[:, None]
+        dist += sq[None, :]
+        return np.maximum(dist, 0.0, out=dist)
 
     def rbf_kernel(self, sigma_factor: float) -> tuple[np.ndarray | None, str]:
         """Centred RBF kernel ``H K H`` with ``σ² = sigma_factor² ×`` the median squared
@@ -195,18 +338,27 @@ class LayerFactors:
                     "(n above rbf_max_samples)",
                 )
             else:
-                gram = self.gram
-                sq = np.diag(gram)
-                dist = np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0.0)
-                median = float(np.median(dist[np.triu_indices(self.n, k=1)]))
+                kernel = self._squared_distances()  # becomes the kernel, in place
+                median = _median_upper_triangle(kernel)
                 if median <= 0.0:
                     cached[sigma_factor] = (None, "median squared distance between samples is 0")
                 else:
-                    kernel = np.exp(-dist / (2.0 * sigma_factor**2 * median))
+                    kernel *= -1.0 / (2.0 * sigma_factor**2 * median)
+                    np.exp(kernel, out=kernel)
                     kernel -= kernel.mean(axis=0, keepdims=True)
                     kernel -= kernel.mean(axis=1, keepdims=True)
                     cached[sigma_factor] = (kernel, "")
         return cached[sigma_factor]
+
+
+def _median_upper_triangle(matrix: np.ndarray) -> float:
+    """Median of the entries above the diagonal, gathered row by row into one vector (index
+    arrays of the upper triangle would take four times its memory)."""
+    n = len(matrix)
+    if n < 2:
+        return 0.0
+    upper = np.concatenate([matrix[i, i + 1 :] for i in range(n - 1)])
+    return float(np.median(upper, overwrite_input=True))
 
 
 def unbiased_hsic(kl: float, ab: float, trace_a: float, trace_b: float, n: int) -> float:
@@ -278,7 +430,7 @@ class PairFactors:
         basis_a, basis_b = self.a.basis(standardized), self.b.basis(standardized)
         if self.both_gram and self.a.gram_route and self.b.gram_route:
             return basis_a.left_vectors[:, :ka].T @ basis_b.left_vectors[:, :kb]
-        return basis_a.whitener(ka).T @ self.cross @ basis_b.whitener(kb)
+        return basis_b.whiten(basis_a.whiten(self.cross, ka).T, kb).T
 
     def canonical(
         self,
@@ -295,9 +447,6 @@ class PairFactors:
         key = (standardized, ka, kb)
         if key not in cache or (directions and cache[key][1] is None):
             matrix = self.whitened_cross(standardized, ka, kb)
-            if directions or self.keep_directions:
-                u, rho, _ = np.linalg.svd(matrix, full_matrices=False)
-            else:
-                u, rho = None, np.linalg.svd(matrix, compute_uv=False)
+            rho, u = singular_values(matrix, left_vectors=directions or self.keep_directions)
             cache[key] = (np.clip(rho, 0.0, 1.0), u)
         return cache[key]
