@@ -681,3 +681,16 @@ def test_svcca_of_a_wide_layer_and_a_narrow_one_equals_truncated_svd_then_cca(va
     assert value == pytest.approx(expected, abs=1e-9)
     swapped = evaluate(_pair(y, x), "svcca", MetricOptions(svcca_variance=variance)).value
     assert swapped == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("metric", KERNEL_FAMILY)
+@pytest.mark.parametrize(("n", "pa", "pb"), [(3000, 120, 80), (300, 500, 60)])
+def test_float32_products_agree_with_float64_within_1e_6(metric, n, pa, pb, rng):
+    """Float32 products summed in float64 over blocks of rows: the kernel metrics keep six
+    digits (ReLU-like, offset, correlated data; narrow and wide layers, several blocks)."""
+    latent = rng.standard_normal((n, 30))
+    x = np.maximum(latent @ rng.standard_normal((30, pa)), 0.0) + 3.0
+    y = latent[:, :10] @ rng.standard_normal((10, pb)) + rng.standard_normal((n, pb))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    exact = similarity(x, y, metric)
+    assert similarity(x, y, metric, float32_products=True) == pytest.approx(exact, abs=1e-6)

@@ -318,3 +318,16 @@ def test_self_comparison_is_one_on_the_diagonal_where_defined(copy, name, stores
     # everything but cca_mean and pwcca on the flattened full-rank conv layer (288 features,
     # n = 250; svcca keeps few enough directions to stay defined)
     assert defined == len(metrics) * len(VIEW_NAMES) * len(layers) - 2
+
+
+def test_float32_products_give_kernel_metrics_within_1e_6_of_float64(compared, stores):
+    kernel_metrics = ["cka_linear", "cka_rbf", "cka_debiased", "nbs"]
+    settings = CompareSettings(metrics=METRICS, views=VIEW_NAMES, float32_products=True)
+    fast = compare_stores(stores["a64"], stores["b64"], settings)
+    np.testing.assert_allclose(
+        fast["similarity"].sel(metric=kernel_metrics).values,
+        compared["full"]["similarity"].sel(metric=kernel_metrics).values,
+        atol=1e-6,
+        rtol=0,
+    )
+    np.testing.assert_array_equal(fast["nan_reason"].values, compared["full"]["nan_reason"].values)

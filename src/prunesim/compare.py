@@ -35,7 +35,7 @@ from prunesim.metrics import (
     get_metric,
 )
 from prunesim.metrics.factors import RANK_TOL
-from prunesim.metrics.stats import DEAD_TOL, ColumnMoments, LayerAccumulator
+from prunesim.metrics.stats import DEAD_TOL, ColumnMoments, LayerAccumulator, product
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class CompareSettings:
     rbf_sigma: float = 1.0
     rbf_max_samples: int = 10_000  # cka_rbf needs n × n kernels: NaN with a reason above this
     cross_memory_mb: int = 1024  # budget for the streamed XᵀY of all layer pairs of one pass
+    float32_products: bool = False  # products of the data in float32 blocks, summed in float64
 
     def __post_init__(self) -> None:
         for metric in self.metrics:
@@ -144,7 +145,9 @@ class _StoreSide:
             keep = int(live.sum()) > rows or (
                 settings.needs_kernel and rows <= settings.rbf_max_samples
             )
-            rep.accumulator = LayerAccumulator(rep.moments.mean, live, keep_data=keep)
+            rep.accumulator = LayerAccumulator(
+                rep.moments.mean, live, keep_data=keep, float32_products=settings.float32_products
+            )
 
 
 def _pair_groups(side_a, side_b, view, settings) -> list[list[tuple[str, str]]]:
@@ -209,9 +212,9 @@ def _stream(side_a: _StoreSide, side_b: _StoreSide, settings: CompareSettings):
                 for la, lb in group:
                     if centred_a[la].shape[0] != centred_b[lb].shape[0]:
                         continue  # channels view of different spatial sizes: no pair
-                    product = centred_a[la].T @ centred_b[lb]
+                    chunk_cross = product(centred_a[la], centred_b[lb], settings.float32_products)
                     key = (view, la, lb)
-                    crosses[key] = product if key not in crosses else crosses[key] + product
+                    crosses[key] = chunk_cross if key not in crosses else crosses[key] + chunk_cross
     for side in (side_a,) if same else (side_a, side_b):
         for rep in side.reps.values():
             rep.factors = LayerFactors(rep.accumulator.result(), settings.rank_tol)

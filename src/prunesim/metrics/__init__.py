@@ -29,6 +29,7 @@ from prunesim.metrics.stats import (
     DEAD_TOL,
     LayerAccumulator,
     first_pass,
+    product,
     row_blocks,
     stats_from_array,
 )
@@ -126,8 +127,10 @@ def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:
 def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair):
         return undefined
-    if pair.both_gram and pair.a.gram_route and pair.b.gram_route:
-        # ‖XᵀY‖_* = ‖diag(s_a) U_aᵀ U_b diag(s_b)‖_*, from the Gram eigendecompositions.
+    if pair.both_gram and pair.a.gram_route and pair.b.gram_route and not pair.float32_products:
+        # ‖XᵀY‖_* = ‖diag(s_a) U_aᵀ U_b diag(s_b)‖_*, from the Gram eigendecompositions. Not
+        # from float32 Grams: their eigenvalue noise (1e-7 of the largest) would become
+        # singular values of 3e-4 in the square root, while XᵀY's stay float32-accurate.
         s_a = pair.a.basis(standardized=False).singular_values
         s_b = pair.b.basis(standardized=False).singular_values
         core = (s_a[:, None] * pair.whitened_cross(standardized=False)) * s_b
@@ -269,10 +272,13 @@ def definitions(metrics, options: MetricOptions) -> dict:
     }
 
 
-def layer_factors(x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL) -> LayerFactors:
+def layer_factors(
+    x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL, float32_products: bool = False
+) -> LayerFactors:
     """Factors of one in-memory representation (both streaming passes over one chunk). The
     data is in memory anyway, so it is kept: cross-products are formed from it."""
-    return LayerFactors(stats_from_array(x, dead_tol, keep_data=True), rank_tol)
+    stats = stats_from_array(x, dead_tol, keep_data=True, float32_products=float32_products)
+    return LayerFactors(stats, rank_tol)
 
 
 def pair_factors(
@@ -282,18 +288,19 @@ def pair_factors(
     rank_tol: float = RANK_TOL,
     keep_data: bool = False,
     keep_directions: bool = False,
+    float32_products: bool = False,
 ) -> PairFactors:
     """Factors of two in-memory representations, streamed block by block exactly as
     :mod:`prunesim.compare` streams two stores: each layer keeps its covariance (p <= n) or
     its centred data (p > n, or ``keep_data`` for kernels), and ``XᵀY`` is accumulated unless
-    both keep their data."""
+    both keep their data. ``float32_products``: see :func:`prunesim.metrics.stats.product`."""
     blocks_x, blocks_y = row_blocks(X), row_blocks(Y)
     accumulators = []
     for blocks in (blocks_x, blocks_y):
         moments = first_pass(blocks)
         live = moments.live(dead_tol)
         keep = keep_data or int(live.sum()) > moments.n
-        accumulators.append(LayerAccumulator(moments.mean, live, keep))
+        accumulators.append(LayerAccumulator(moments.mean, live, keep, float32_products))
     acc_x, acc_y = accumulators
     if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
@@ -303,8 +310,8 @@ def pair_factors(
         acc_x.add(cx)
         acc_y.add(cy)
         if not (acc_x.keep_data and acc_y.keep_data):
-            product = cx.T @ cy
-            cross = product if cross is None else cross + product
+            chunk_cross = product(cx, cy, float32_products)
+            cross = chunk_cross if cross is None else cross + chunk_cross
     return PairFactors(
         LayerFactors(acc_x.result(), rank_tol),
         LayerFactors(acc_y.result(), rank_tol),
@@ -319,15 +326,18 @@ def similarity(
     metric: str,
     dead_tol: float = DEAD_TOL,
     rank_tol: float = RANK_TOL,
+    float32_products: bool = False,
     **options,
 ) -> float:
     """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples).
 
     ``options`` are :class:`MetricOptions` fields (e.g. ``svcca_variance=0.99``).
+    ``float32_products`` forms the data's products in float32 blocks summed in float64
+    (faster; agreement with float64 is tested to 1e-6, see docs/metrics.md).
     """
     spec, opts = get_metric(metric), MetricOptions(**options)
     keep = spec.needs_kernel and len(X) <= opts.rbf_max_samples  # kernels need the data
-    pair = pair_factors(X, Y, dead_tol, rank_tol, keep_data=keep)
+    pair = pair_factors(X, Y, dead_tol, rank_tol, keep_data=keep, float32_products=float32_products)
     return evaluate(pair, metric, opts).value
 
 

@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 import scipy.linalg
 
-from prunesim.metrics.stats import LayerStats
+from prunesim.metrics.stats import LayerStats, product
 
 RANK_TOL = 1e-10  # eigenvalues of XᵀX (or XXᵀ) <= RANK_TOL × the largest are treated as zero
 # singular_values: the LAPACK SVD is used when the Gram-eigenvalue route could be off by more
@@ -244,14 +244,15 @@ class LayerFactors:
         """``XᵀX`` (p × p)."""
         if self.stats.cov is not None:
             return self.stats.cov
-        return self.stats.data.T @ self.stats.data
+        return product(self.stats.data, self.stats.data, self.stats.float32_products)
 
     @cached_property
     def gram(self) -> np.ndarray:
         """``XXᵀ`` (n × n), the centred linear-kernel Gram matrix. Needs the kept data."""
         if self.stats.data is None:
             raise ValueError("this layer kept no data: its Gram matrix is not available")
-        return self.stats.data @ self.stats.data.T
+        data_t = self.stats.data.T
+        return product(data_t, data_t, self.stats.float32_products)
 
     @property
     def row_sq(self) -> np.ndarray:
@@ -400,13 +401,17 @@ class PairFactors:
             and (self.a.gram_route or self.b.gram_route)
         )
 
+    @property
+    def float32_products(self) -> bool:
+        return self.a.stats.float32_products or self.b.stats.float32_products
+
     @cached_property
     def cross(self) -> np.ndarray:
         """``XᵀY`` (p1 × p2): streamed, or formed from the kept data."""
         if self.streamed_cross is not None:
             return self.streamed_cross
         if self.a.has_data and self.b.has_data:
-            return self.a.stats.data.T @ self.b.stats.data
+            return product(self.a.stats.data, self.b.stats.data, self.float32_products)
         raise ValueError("XᵀY was neither streamed nor can be formed from kept data")
 
     @cached_property
