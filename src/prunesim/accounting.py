@@ -2,7 +2,9 @@
 
 FLOPs are counted as 2 × multiply-accumulates of the Conv2d and Linear layers for one input
 image (the usual convention; BatchNorm, activations and pooling are left out). "Remaining"
-counts only non-zero weights: what a sparse implementation would execute.
+counts only non-zero weights: what a sparse implementation would execute. "Dense" is the
+unpruned network: the model itself for masked (unstructured) pruning, or the parent network a
+structurally pruned (smaller) model came from.
 """
 
 from __future__ import annotations
@@ -11,9 +13,22 @@ import torch
 from torch import nn
 
 
+def count(
+    model: nn.Module, input_shape: tuple[int, int, int], dense: nn.Module | None = None
+) -> dict:
+    """``{"parameters": {"dense", "remaining"}, "flops": {"dense", "remaining"}}``; the dense
+    figures come from ``dense`` when given (a structurally pruned model's parent)."""
+    remaining = _counts(model, input_shape)
+    full = _counts(dense, input_shape) if dense is not None else remaining
+    return {
+        "parameters": {"dense": full["dense_parameters"], "remaining": remaining["parameters"]},
+        "flops": {"dense": full["dense_flops"], "remaining": remaining["flops"]},
+    }
+
+
 @torch.no_grad()
-def count(model: nn.Module, input_shape: tuple[int, int, int]) -> dict:
-    """``{"parameters": {"dense", "remaining"}, "flops": {"dense", "remaining"}}``."""
+def _counts(model: nn.Module, input_shape: tuple[int, int, int]) -> dict:
+    """Parameters and FLOPs of ``model``: all of them, and those of its non-zero weights."""
     positions: dict[str, int] = {}
 
     def hook_for(name: str):
@@ -40,9 +55,8 @@ def count(model: nn.Module, input_shape: tuple[int, int, int]) -> dict:
         flops_remaining += 2 * int(torch.count_nonzero(weight)) * positions[name]
     params = list(model.parameters())
     return {
-        "parameters": {
-            "dense": sum(p.numel() for p in params),
-            "remaining": sum(int(torch.count_nonzero(p)) for p in params),
-        },
-        "flops": {"dense": flops_dense, "remaining": flops_remaining},
+        "dense_parameters": sum(p.numel() for p in params),
+        "parameters": sum(int(torch.count_nonzero(p)) for p in params),
+        "dense_flops": flops_dense,
+        "flops": flops_remaining,
     }

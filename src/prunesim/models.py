@@ -31,6 +31,7 @@ from torch import nn
 __all__ = [
     "MODELS",
     "BasicBlock",
+    "FilterGroup",
     "GlobalAvgPool",
     "LeNet5",
     "ModelSpec",
@@ -38,9 +39,12 @@ __all__ = [
     "VGG",
     "ZeroPadShortcut",
     "build_model",
+    "filter_groups",
     "output_layer",
     "rebuild",
     "recorded_layers",
+    "removable_blocks",
+    "with_widths",
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,12 +125,20 @@ class LeNet5(nn.Sequential):
 
     Classic on 32x32 inputs; on 28x28 (MNIST-like) the first convolution pads by 2 so the
     feature maps match the 32x32 network. The flattened size follows from ``image_size``.
+    ``widths`` (default 6, 16) sets the filter counts of ``conv1`` and ``conv2``.
     """
 
     recorded_layers: tuple[str, ...]
     output_layer: str
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        widths: Sequence[int] | None = None,
+    ) -> None:
+        conv1, conv2 = _positive_ints([6, 16] if widths is None else widths, 2, "lenet5 widths")
         padding = 2 if image_size == 28 else 0
         side = (image_size + 2 * padding - 4) // 2  # conv1 (5x5), pool1
         side = (side - 4) // 2  # conv2 (5x5), pool2
@@ -135,14 +147,14 @@ class LeNet5(nn.Sequential):
         super().__init__(
             OrderedDict(
                 [
-                    ("conv1", nn.Conv2d(in_channels, 6, 5, padding=padding)),
+                    ("conv1", nn.Conv2d(in_channels, conv1, 5, padding=padding)),
                     ("relu1", nn.ReLU()),
                     ("pool1", nn.MaxPool2d(2)),
-                    ("conv2", nn.Conv2d(6, 16, 5)),
+                    ("conv2", nn.Conv2d(conv1, conv2, 5)),
                     ("relu2", nn.ReLU()),
                     ("pool2", nn.MaxPool2d(2)),
                     ("flatten", nn.Flatten()),
-                    ("fc1", nn.Linear(16 * side * side, 120)),
+                    ("fc1", nn.Linear(conv2 * side * side, 120)),
                     ("relu3", nn.ReLU()),
                     ("fc2", nn.Linear(120, 84)),
                     ("relu4", nn.ReLU()),
@@ -282,16 +294,25 @@ class ZeroPadShortcut(nn.Module):
 class BasicBlock(nn.Module):
     """Two 3x3 conv+BN layers with a residual connection; ``relu2`` follows the addition.
 
-    ``downsample`` is True when the block halves the spatial size (stride 2).
+    ``downsample`` is True when the block halves the spatial size (stride 2);
+    ``inner_channels`` (default ``out_channels``) is the width of ``conv1``, the only width
+    filter pruning may change (the residual sum fixes ``conv2``'s).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        inner_channels: int | None = None,
+    ) -> None:
         super().__init__()
+        inner = out_channels if inner_channels is None else inner_channels
         self.downsample = stride != 1
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv1 = nn.Conv2d(in_channels, inner, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inner)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(inner, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut: nn.Module
         if stride == 1 and in_channels == out_channels:
@@ -304,6 +325,12 @@ class BasicBlock(nn.Module):
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu2(out + self.shortcut(x))
+
+    @property
+    def removable(self) -> bool:
+        """Whether the network stays well-formed without this block: its shortcut is the
+        identity (no stride, no new channels)."""
+        return isinstance(self.shortcut, nn.Identity)
 
 
 class GlobalAvgPool(nn.Module):
@@ -318,14 +345,23 @@ class ResNet(nn.Module):
     (flattened, shape ``(batch, channels)``), ``fc``.
 
     Stage ``k`` has ``stage_blocks[k]`` blocks of width ``widths[k]``; the stem has ``widths[0]``
-    channels and every stage after the first starts with a stride-2 block.
+    channels and every stage after the first starts with a stride-2 block. ``inner_widths``
+    (one per block, in order) sets each block's ``conv1`` width. Blocks named in
+    ``removed_blocks`` (``"layer2.1"``) are left out; the others keep their names, so a layer
+    of a pruned network is matched by name to the same layer of its parent.
     """
 
     recorded_layers: tuple[str, ...]
     output_layer: str
 
     def __init__(
-        self, in_channels: int, num_classes: int, stage_blocks: Sequence[int], widths: Sequence[int]
+        self,
+        in_channels: int,
+        num_classes: int,
+        stage_blocks: Sequence[int],
+        widths: Sequence[int],
+        inner_widths: Sequence[int] | None = None,
+        removed_blocks: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
@@ -333,14 +369,24 @@ class ResNet(nn.Module):
         self.relu1 = nn.ReLU()
         recorded = ["relu1"]
         channels = widths[0]
+        default_inner = [w for b, w in zip(stage_blocks, widths, strict=True) for _ in range(b)]
+        # Every block of the full architecture, removed ones included (what the arch lists).
+        self.inner_widths = list(inner_widths or default_inner)
+        self.block_names = [
+            f"layer{s}.{b}" for s, count in enumerate(stage_blocks, start=1) for b in range(count)
+        ]
+        inner = iter(self.inner_widths)
         for s, (blocks, width) in enumerate(zip(stage_blocks, widths, strict=True), start=1):
-            stage = []
+            stage: OrderedDict[str, nn.Module] = OrderedDict()
             for b in range(blocks):
                 stride = 2 if s > 1 and b == 0 else 1
-                stage.append(BasicBlock(channels, width, stride))
+                inner_width = next(inner)
+                if f"layer{s}.{b}" in removed_blocks:
+                    continue
+                stage[str(b)] = BasicBlock(channels, width, stride, inner_width)
                 channels = width
                 recorded.append(f"layer{s}.{b}")
-            self.add_module(f"layer{s}", nn.Sequential(*stage))
+            self.add_module(f"layer{s}", nn.Sequential(stage))
         self.avgpool = GlobalAvgPool()
         self.fc = nn.Linear(channels, num_classes)
         self.num_stages = len(stage_blocks)
@@ -361,15 +407,27 @@ def _build_resnet(
     num_classes: int,
     stage_blocks: Sequence[int] | None,
     widths: Sequence[int] | None,
+    inner_widths: Sequence[int] | None = None,
+    removed_blocks: Sequence[str] = (),
 ) -> ResNet:
-    """ResNet-``depth`` (depth = 6n + 2) with optional per-stage block counts and widths."""
+    """ResNet-``depth`` (depth = 6n + 2) with optional per-stage block counts and widths,
+    per-block inner widths and removed blocks."""
     n = (depth - 2) // 6
     name = f"resnet{depth}"
     blocks = _positive_ints([n] * 3 if stage_blocks is None else stage_blocks, 3, f"{name} blocks")
     chans = _positive_ints([16, 32, 64] if widths is None else widths, 3, f"{name} widths")
     if any(later < earlier for earlier, later in zip(chans[:-1], chans[1:], strict=True)):
         raise ValueError(f"{name} widths must be non-decreasing (option-A shortcuts), got {chans}")
-    return ResNet(in_channels, num_classes, blocks, chans)
+    if inner_widths is not None:
+        inner_widths = _positive_ints(inner_widths, sum(blocks), f"{name} inner_widths")
+    names = [f"layer{s}.{b}" for s, count in enumerate(blocks, start=1) for b in range(count)]
+    for block in removed_blocks:
+        if block not in names:
+            raise ValueError(f"{name}: removed block {block!r} is not one of {names}")
+        stage, index = (int(part) for part in block.removeprefix("layer").split("."))
+        if stage > 1 and index == 0:
+            raise ValueError(f"{name}: {block!r} is a downsampling block and cannot be removed")
+    return ResNet(in_channels, num_classes, blocks, chans, inner_widths, list(removed_blocks))
 
 
 def _build_resnet20(
@@ -378,9 +436,13 @@ def _build_resnet20(
     image_size: int,
     stage_blocks: Sequence[int] | None = None,
     widths: Sequence[int] | None = None,
+    inner_widths: Sequence[int] | None = None,
+    removed_blocks: Sequence[str] = (),
 ) -> ResNet:
     """ResNet-20 (3 blocks per stage); ``image_size`` is irrelevant thanks to global pooling."""
-    return _build_resnet(20, in_channels, num_classes, stage_blocks, widths)
+    return _build_resnet(
+        20, in_channels, num_classes, stage_blocks, widths, inner_widths, removed_blocks
+    )
 
 
 def _build_resnet56(
@@ -389,9 +451,13 @@ def _build_resnet56(
     image_size: int,
     stage_blocks: Sequence[int] | None = None,
     widths: Sequence[int] | None = None,
+    inner_widths: Sequence[int] | None = None,
+    removed_blocks: Sequence[str] = (),
 ) -> ResNet:
     """ResNet-56 (9 blocks per stage); ``image_size`` is irrelevant thanks to global pooling."""
-    return _build_resnet(56, in_channels, num_classes, stage_blocks, widths)
+    return _build_resnet(
+        56, in_channels, num_classes, stage_blocks, widths, inner_widths, removed_blocks
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,3 +541,91 @@ def recorded_layers(model: nn.Module) -> list[str]:
 def output_layer(model: nn.Module) -> str:
     """Name of the final classifier ``nn.Linear`` (which pruning may exclude)."""
     return _attribute(model, "output_layer")
+
+
+# --------------------------------------------------------------------------------------------
+# structure for structured pruning
+
+
+@dataclass(frozen=True)
+class FilterGroup:
+    """A convolution whose filters (output channels) may be removed, and what follows them.
+
+    ``bn`` normalises its output channels; ``consumer`` (a Conv2d or Linear) reads them, with
+    ``positions`` consecutive input features per channel (1 for a convolution; H x W for a
+    linear layer after flattening).
+    """
+
+    conv: str
+    bn: str | None
+    consumer: str
+    positions: int
+
+
+def _consumer_positions(model: nn.Module, conv: str, consumer: str) -> int:
+    modules = dict(model.named_modules())
+    channels = modules[conv].out_channels
+    target = modules[consumer]
+    features = target.in_channels if isinstance(target, nn.Conv2d) else target.in_features
+    return features // channels
+
+
+def filter_groups(model: nn.Module) -> list[FilterGroup]:
+    """The convolutions whose filters structured pruning may remove, in forward order.
+
+    LeNet-5 and VGG: every convolution (the next convolution or the first linear layer reads
+    it). ResNet: each block's ``conv1`` only; the residual sum ties every ``conv2`` and the
+    stem to the width of their stage.
+    """
+    pairs: list[tuple[str, str | None, str]] = []
+    if isinstance(model, LeNet5):
+        pairs = [("conv1", None, "conv2"), ("conv2", None, "fc1")]
+    elif isinstance(model, VGG):
+        convs = [name for name, m in model.named_children() if isinstance(m, nn.Conv2d)]
+        first_linear = next(n for n, m in model.named_children() if isinstance(m, nn.Linear))
+        consumers = [*convs[1:], first_linear]
+        pairs = [
+            (conv, conv.replace("conv", "bn", 1), consumer)
+            for conv, consumer in zip(convs, consumers, strict=True)
+        ]
+    elif isinstance(model, ResNet):
+        blocks = [name for name, m in model.named_modules() if isinstance(m, BasicBlock)]
+        pairs = [(f"{b}.conv1", f"{b}.bn1", f"{b}.conv2") for b in blocks]
+    else:
+        raise TypeError(f"{type(model).__name__} has no filter groups for structured pruning")
+    return [
+        FilterGroup(conv, bn, consumer, _consumer_positions(model, conv, consumer))
+        for conv, bn, consumer in pairs
+    ]
+
+
+def with_widths(model: nn.Module, widths: dict[str, int]) -> dict[str, Any]:
+    """``model.arch`` with the filter counts of the convolutions in ``widths`` changed
+    (keys: the ``conv`` names of :func:`filter_groups`)."""
+    arch = dict(_attribute(model, "arch"))
+    groups = filter_groups(model)
+    unknown = set(widths) - {g.conv for g in groups}
+    if unknown:
+        raise ValueError(f"not prunable filter groups of {arch['name']}: {sorted(unknown)}")
+    modules = dict(model.named_modules())
+    if isinstance(model, ResNet):
+        # inner_widths lists every block of the full architecture, removed ones included.
+        inner = list(model.inner_widths)
+        for conv, width in widths.items():
+            inner[model.block_names.index(conv.removesuffix(".conv1"))] = int(width)
+        arch["inner_widths"] = inner
+    else:
+        arch["widths"] = [int(widths.get(g.conv, modules[g.conv].out_channels)) for g in groups]
+    return arch
+
+
+def removable_blocks(model: nn.Module) -> list[str]:
+    """Residual blocks whose removal leaves a well-formed network (identity shortcut), in
+    forward order; downsampling blocks never qualify."""
+    if not isinstance(model, ResNet):
+        raise TypeError(f"{type(model).__name__} has no residual blocks to remove")
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, BasicBlock) and module.removable
+    ]

@@ -14,15 +14,30 @@ from prunesim.pruning.masks import (
     mask_gradients,
     prunable_parameters,
     save_masks,
+    sparsity_from_counts,
     sparsity_report,
 )
 from prunesim.pruning.random import RANDOM_SCOPES, random_step
+from prunesim.pruning.structured import (
+    BlockRemoval,
+    FilterPruning,
+    cka_block_removal,
+    epruner,
+    exemplar_filters,
+    remove_block,
+    structured_sparsity,
+)
 
 __all__ = [
     "RANDOM_SCOPES",
+    "BlockRemoval",
+    "FilterPruning",
     "SCOPES",
     "Masks",
     "apply_masks",
+    "cka_block_removal",
+    "epruner",
+    "exemplar_filters",
     "full_masks",
     "is_nested",
     "load_masks",
@@ -30,6 +45,9 @@ __all__ = [
     "mask_gradients",
     "prunable_parameters",
     "random_step",
+    "remove_block",
     "save_masks",
+    "sparsity_from_counts",
     "sparsity_report",
+    "structured_sparsity",
 ]

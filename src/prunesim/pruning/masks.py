@@ -70,13 +70,17 @@ def is_nested(inner: Masks, outer: Masks) -> bool:
 
 def sparsity_report(masks: Masks) -> dict:
     """Per-layer and total sparsity (fraction of prunable weights removed) with counts."""
-    layers = {}
-    kept_total = size_total = 0
-    for name, mask in masks.items():
-        kept, size = int(mask.sum()), mask.numel()
-        layers[name] = {"kept": kept, "size": size, "sparsity": 1 - kept / size}
-        kept_total += kept
-        size_total += size
+    return sparsity_from_counts({name: (int(m.sum()), m.numel()) for name, m in masks.items()})
+
+
+def sparsity_from_counts(counts: dict[str, tuple[int, int]]) -> dict:
+    """The sparsity report of ``{parameter: (kept, size)}``."""
+    layers = {
+        name: {"kept": kept, "size": size, "sparsity": 1 - kept / size}
+        for name, (kept, size) in counts.items()
+    }
+    kept_total = sum(kept for kept, _ in counts.values())
+    size_total = sum(size for _, size in counts.values())
     return {
         "kept": kept_total,
         "size": size_total,
