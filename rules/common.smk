@@ -52,8 +52,15 @@ def methods(exp):
     return config["experiments"][exp]["pruning"]["methods"]
 
 
-def rounds(exp):
-    return range(1, config["experiments"][exp]["pruning"]["rounds"] + 1)
+def rounds(exp, method):
+    """A method's rounds: IMP and random pruning rounds, EPruner's betas, CKA layer-pruning
+    steps (one block each)."""
+    pruning = config["experiments"][exp]["pruning"]
+    count = {
+        "epruner": len(pruning["epruner"]["betas"]),
+        "cka_layers": pruning["cka_layers"]["blocks"],
+    }.get(method, pruning["rounds"])
+    return range(1, count + 1)
 
 
 def model_dir(exp, seed, method="dense", round=0):
@@ -72,7 +79,7 @@ def experiment_models(exp):
         {"seed": seed, "method": method, "round": r}
         for seed in seeds(exp)
         for method in methods(exp)
-        for r in [0, *rounds(exp)]
+        for r in [0, *rounds(exp, method)]
     ]
 
 
@@ -108,6 +115,10 @@ def previous_round(method):
         return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
 
     return inputs
+
+
+def dense_model(wildcards):
+    return f"{model_dir(wildcards.exp, wildcards.seed)}/model.pt"
 
 
 def mirrored_imp_mask(wildcards):

@@ -16,7 +16,7 @@ rule figure_similarity_vs_depth:
 
 
 rule figure_accuracy_vs_sparsity:
-    """Test accuracy vs weights remaining, one line per method."""
+    """Test accuracy vs prunable weights and vs FLOPs remaining, one line per method."""
     input:
         rules.aggregate.output,
     output:

@@ -40,7 +40,7 @@ def _config_error(config: dict, schema: dict) -> str:
 # --- valid configs and defaults ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "structured.yaml"])
 def test_shipped_configs_validate(name, schema):
     config = yaml.safe_load((CONFIG / name).read_text())
     validated = validate(config, schema)
@@ -113,6 +113,9 @@ def test_minimal_experiment_gets_every_default(schema):
         "rate": 0.4,
         "scope": "global",
         "prune_output_layer": False,
+        # finetune_epochs: null in the schema, then the experiment's train.epochs
+        "epruner": {"betas": [0.85, 0.9, 0.95], "finetune_epochs": 8},
+        "cka_layers": {"blocks": 2, "finetune_epochs": 8, "criterion_samples": 1000},
     }
     assert exp["activations"] == {"batch_size": 500}
     assert exp["similarity"]["metrics"] == list(prunesim.metrics.METRICS)
@@ -188,6 +191,24 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
         ({"model": "alexnet"}, "experiments.exp1.model", "one of the registered models"),
         ({"seeds": []}, "experiments.exp1.seeds", "non-empty list"),
         ({"colour": "red"}, "experiments.exp1", "only the keys documented"),
+        (
+            {"pruning": {"methods": ["cka_layers"]}},
+            "experiments.exp1.pruning.methods",
+            "'cka_layers' removes residual blocks, but 'lenet5' has none",
+        ),
+        (
+            {
+                "model": "resnet20",
+                "pruning": {"methods": ["cka_layers"], "cka_layers": {"blocks": 8}},
+            },
+            "experiments.exp1.pruning.cka_layers.blocks",
+            "only 7 removable (non-downsampling) blocks",
+        ),
+        (
+            {"pruning": {"methods": ["epruner"], "epruner": {"betas": [0.9, 0]}}},
+            "experiments.exp1.pruning.epruner.betas.1",
+            "a positive preference scale beta",
+        ),
     ],
     ids=[
         "rate",
@@ -203,6 +224,9 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
         "model",
         "seeds",
         "unknown_experiment_key",
+        "cka_layers_without_residual_blocks",
+        "cka_layers_too_many_blocks",
+        "epruner_beta_not_positive",
     ],
 )
 def test_invalid_value_raises_config_error_naming_key_and_expectation(

@@ -53,36 +53,79 @@ def _seed_similarity(pairs: list[SeedPairResult]) -> xr.Dataset:
     return combined
 
 
+ABSENT = "absent: the layer was removed by pruning"
+
+
+def _layer_order(parts: list[xr.Dataset], dim: str) -> list[str]:
+    """Every layer name along ``dim`` in forward order: a structurally pruned network lacks
+    some of its parent's layers but never adds any, so the largest list sets the order."""
+    names: list[str] = []
+    for ds in sorted(parts, key=lambda ds: -ds.sizes[dim]):
+        names += [name for name in ds[dim].values.tolist() if name not in names]
+    return names
+
+
+def _fractions(info: dict) -> tuple[float, float]:
+    """Parameters and FLOPs remaining, as fractions of the dense network's."""
+    params, flops = info["parameters"], info["flops"]
+    return params["remaining"] / params["dense"], flops["remaining"] / flops["dense"]
+
+
 def aggregate(
     results: list[ModelResult],
     seed_pairs: list[SeedPairResult] | None = None,
     attrs: dict | None = None,
 ) -> xr.Dataset:
     """The per-model Datasets over (seed, pruning, round), plus ``seed_similarity`` over
-    ``seed_pair`` when pairs of dense networks were compared."""
+    ``seed_pair`` when pairs of dense networks were compared.
+
+    Methods may have different numbers of rounds, and structured pruning removes layers:
+    whatever a model does not have is NaN, with ``nan_reason`` saying why.
+    """
     if not results:
         raise ValueError("nothing to aggregate: no model results given")
     seeds = sorted({r.seed for r in results})
     methods = sorted({r.method for r in results})
     rounds = sorted({r.round for r in results})
-    parts = []
-    accuracy = np.full((len(seeds), len(methods), len(rounds)), np.nan)
-    sparsity = np.full_like(accuracy, np.nan)
+    loaded = []
     for r in results:
         with xr.open_dataset(r.similarity, engine="netcdf4") as ds:
-            loaded = ds.load()
-        parts.append(loaded.expand_dims(seed=[r.seed], pruning=[r.method], round=[r.round]))
+            loaded.append(ds.load())
+    layers = {dim: _layer_order(loaded, dim) for dim in ("layer_a", "layer_b")}
+    shape = (len(seeds), len(methods), len(rounds))
+    coords = {
+        name: np.full(shape, np.nan)
+        for name in ("test_accuracy", "sparsity", "parameters_remaining", "flops_remaining")
+    }
+    parts = []
+    for r, ds in zip(results, loaded, strict=True):
+        # Depth is a layer's position in the dense network (a pruned one may be shallower).
+        ds = ds.drop_vars(["depth_a", "depth_b"], errors="ignore").reindex(layers)
+        ds["nan_reason"] = ds.nan_reason.where(ds.nan_reason.notnull(), ABSENT)
+        parts.append(ds.expand_dims(seed=[r.seed], pruning=[r.method], round=[r.round]))
         info = read_json(r.metrics)
         index = seeds.index(r.seed), methods.index(r.method), rounds.index(r.round)
-        accuracy[index] = info["test_accuracy"]
-        sparsity[index] = info["sparsity"]["sparsity"]
-    combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", join="outer")
+        coords["test_accuracy"][index] = info["test_accuracy"]
+        coords["sparsity"][index] = info["sparsity"]["sparsity"]
+        coords["parameters_remaining"][index], coords["flops_remaining"][index] = _fractions(info)
+    combined = xr.merge(parts, compat="no_conflicts", combine_attrs="drop_conflicts", join="outer")
+    combined["nan_reason"] = combined.nan_reason.where(
+        combined.nan_reason.notnull(), "absent: the method has no such round"
+    ).astype(str)
     combined = combined.assign_coords(
-        test_accuracy=(("seed", "pruning", "round"), accuracy),
-        sparsity=(("seed", "pruning", "round"), sparsity),
+        {name: (("seed", "pruning", "round"), values) for name, values in coords.items()}
+    ).assign_coords(
+        depth_a=("layer_a", np.arange(len(layers["layer_a"]))),
+        depth_b=("layer_b", np.arange(len(layers["layer_b"]))),
     )
     combined["test_accuracy"].attrs["long_name"] = "test accuracy"
     combined["sparsity"].attrs["long_name"] = "fraction of prunable weights removed"
+    combined["parameters_remaining"].attrs["long_name"] = (
+        "parameters remaining (non-zero), as a fraction of the dense network's"
+    )
+    combined["flops_remaining"].attrs["long_name"] = (
+        "FLOPs remaining (non-zero weights), as a fraction of the dense network's"
+    )
     for key in ("store_a", "store_b"):
         combined.attrs.pop(key, None)
     combined.attrs["models"] = json.dumps(

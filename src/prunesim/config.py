@@ -102,6 +102,10 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"config key {key}.train.milestones: {milestones} (expected strictly increasing "
             f"epochs within 1..{train['epochs'] - 1}; the LR changes after each milestone epoch)"
         )
+    pruning = exp["pruning"]
+    for method in ("epruner", "cka_layers"):
+        if pruning[method]["finetune_epochs"] is None:
+            pruning[method]["finetune_epochs"] = train["epochs"]
     from prunesim.models import MODELS  # torch import: only after the cheap checks pass
 
     channels, height, _ = spec.shape(data)
@@ -110,4 +114,27 @@ def _check_experiment(name: str, exp: dict) -> None:
         raise ConfigError(
             f"config key {key}.model: {exp['model']!r} needs images of at least {minimum} "
             f"pixels, but {data.name!r} has {height} (expected a model that fits the dataset)"
+        )
+    if "cka_layers" in pruning["methods"]:
+        _check_block_removal(key, exp, channels, height, spec.num_classes(data))
+
+
+def _check_block_removal(key: str, exp: dict, channels: int, height: int, classes: int) -> None:
+    """cka_layers needs a ResNet with at least ``blocks`` removable (non-downsampling) blocks."""
+    from prunesim.models import build_model, removable_blocks
+
+    model = build_model(exp["model"], channels, classes, height)
+    try:
+        removable = removable_blocks(model)
+    except TypeError:
+        raise ConfigError(
+            f"config key {key}.pruning.methods: 'cka_layers' removes residual blocks, but "
+            f"{exp['model']!r} has none (expected a ResNet model, e.g. resnet20)"
+        ) from None
+    blocks = exp["pruning"]["cka_layers"]["blocks"]
+    if blocks > len(removable):
+        raise ConfigError(
+            f"config key {key}.pruning.cka_layers.blocks: {blocks}, but {exp['model']!r} has "
+            f"only {len(removable)} removable (non-downsampling) blocks (expected at most "
+            f"{len(removable)})"
         )

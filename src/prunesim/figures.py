@@ -34,6 +34,14 @@ METRIC_LABELS = {
 }
 
 
+# What a "round" is for each method, for legends.
+ROUND_LABELS = {
+    "imp": "IMP round",
+    "epruner": "EPruner beta (k-th)",
+    "cka_layers": "blocks removed",
+}
+
+
 def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 200) -> None:
     for path, fmt in ((pdf, "pdf"), (png, "png")):
         with atomic_path(path) as tmp:
@@ -82,7 +90,7 @@ def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str |
     grid.set_xticklabels(layers, rotation=60, ha="right")
     grid.set_axis_labels("layer", "similarity to dense")
     grid.set_titles(row_template="{row_name}", col_template="view: {col_name}")
-    grid.legend.set_title("IMP round" if method == "imp" else f"{method} round")
+    grid.legend.set_title(ROUND_LABELS.get(method, f"{method} round"))
     title = "IMP" if method == "imp" else method
     title = f"{title}: each layer vs the same layer of the dense network"
     if "seed_similarity" in ds:
@@ -104,30 +112,56 @@ def _draw_seed_floor(grid, ds: xr.Dataset, layers: list[str]) -> None:
 
 
 def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> None:
-    """Test accuracy vs fraction of weights remaining (log scale), one line per method."""
+    """Test accuracy vs the fraction of prunable weights remaining and vs the fraction of FLOPs
+    remaining (log scales), one line per method through its rounds: unstructured and
+    structured pruning on the axes that compare them. Points are means over seeds; bars span
+    the seeds' range in both directions (structured pruning reaches a different size per
+    seed)."""
     frame = (
-        xr.Dataset({"test_accuracy": ds.test_accuracy, "sparsity": ds.sparsity})
+        xr.Dataset(
+            {
+                "test_accuracy": ds.test_accuracy,
+                "sparsity": ds.sparsity,
+                "flops_remaining": ds.flops_remaining,
+            }
+        )
         .to_dataframe()
         .reset_index()
+        .dropna(subset=["test_accuracy"])
     )
-    frame["remaining"] = 100 * (1 - frame["sparsity"])
-    frame["test accuracy (%)"] = 100 * frame["test_accuracy"]
+    frame["weights"] = 100 * (1 - frame["sparsity"])
+    frame["flops"] = 100 * frame["flops_remaining"]
+    frame["accuracy"] = 100 * frame["test_accuracy"]
+    stats = frame.groupby(["pruning", "round"])[["weights", "flops", "accuracy"]].agg(
+        ["mean", "min", "max"]
+    )
     sns.set_theme(context="paper", style="whitegrid")
-    fig, ax = plt.subplots(figsize=(4.2, 3.0))
-    sns.lineplot(
-        data=frame,
-        x="remaining",
-        y="test accuracy (%)",
-        hue="pruning",
-        marker="o",
-        errorbar=("pi", 100),
-        ax=ax,
-    )
-    ax.set_xscale("log")
-    ticks = sorted(frame["remaining"].round(1).unique(), reverse=True)
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_title("accuracy under pruning (mean over seeds, band = range)")
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), sharey=True)
+    palette = dict(zip(stats.index.unique("pruning"), sns.color_palette(), strict=False))
+    for ax, column, label in (
+        (axes[0], "weights", "prunable weights remaining (%)"),
+        (axes[1], "flops", "FLOPs remaining (%)"),
+    ):
+        for method, rows in stats.groupby(level="pruning"):
+            x, y = rows[column], rows["accuracy"]
+            ax.errorbar(
+                x["mean"],
+                y["mean"],
+                xerr=[x["mean"] - x["min"], x["max"] - x["mean"]],
+                yerr=[y["mean"] - y["min"], y["max"] - y["mean"]],
+                marker="o",
+                ms=4,
+                capsize=2,
+                color=palette[method],
+                label=method,
+            )
+        ax.set_xscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.invert_xaxis()
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].legend(title="pruning")
+    fig.suptitle("accuracy under pruning (mean over seeds, bars = range)")
     save(fig, pdf, png)

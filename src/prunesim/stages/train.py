@@ -1,8 +1,10 @@
-"""Stages that produce models: the dense network and IMP rounds with learning-rate rewinding."""
+"""Stages that produce models: the dense network, IMP rounds with learning-rate rewinding,
+random baselines, and structured pruning (EPruner filters, CKA-guided block removal)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,8 +14,10 @@ from prunesim.accounting import count
 from prunesim.checkpoint import load_checkpoint, save_checkpoint
 from prunesim.data import load_prepared
 from prunesim.io import write_json
-from prunesim.models import build_model
+from prunesim.models import build_model, filter_groups
 from prunesim.pruning import (
+    cka_block_removal,
+    epruner,
     full_masks,
     is_nested,
     load_masks,
@@ -21,9 +25,10 @@ from prunesim.pruning import (
     random_step,
     save_masks,
     sparsity_report,
+    structured_sparsity,
 )
 from prunesim.stages import setup
-from prunesim.train import TrainSettings, train
+from prunesim.train import Normalizer, TrainSettings, train
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +39,35 @@ def _train_settings(train_cfg: dict) -> TrainSettings:
     return TrainSettings(**cfg)
 
 
-def _model_metrics(model, masks, result, provenance: dict, splits) -> dict:
-    """metrics.json: accuracy, sparsity, parameter and FLOP counts, the training history."""
+def _model_metrics(model, masks, result, provenance: dict, splits, dense=None) -> dict:
+    """metrics.json: accuracy, sparsity, parameter and FLOP counts, the training history.
+
+    For a structurally pruned (smaller) model, ``dense`` is the original dense network:
+    counts and sparsity are measured against it, and each prunable layer's width is listed.
+    """
     final = result.final
     input_shape = (splits.channels, splits.image_size, splits.image_size)
+    structure = {}
+    if dense is None:
+        sparsity = sparsity_report(masks)
+    else:
+        include_output = any(name.startswith(f"{model.output_layer}.") for name in masks)
+        sparsity = structured_sparsity(model, dense, include_output)
+        modules, dense_modules = dict(model.named_modules()), dict(dense.named_modules())
+        structure["widths"] = {
+            group.conv: {
+                "kept": modules[group.conv].out_channels if group.conv in modules else 0,
+                "size": dense_modules[group.conv].out_channels,
+            }
+            for group in filter_groups(dense)
+        }
     return {
         **provenance,
         "test_accuracy": final.get("test_accuracy"),
         "train_accuracy": final.get("train_accuracy"),
-        **count(model, input_shape),
-        "sparsity": sparsity_report(masks),
+        **count(model, input_shape, dense),
+        "sparsity": sparsity,
+        **structure,
         "history": result.history,
     }
 
@@ -93,13 +117,19 @@ def _retrain_and_save(
     write_json(out_metrics, _model_metrics(net, masks, result, provenance, splits))
 
 
-def _start_round(data_file, seed, round_, in_model, in_mask, device, threads):
-    """What every pruning round starts from: its seed, device, data, model and mask."""
+def _round_setup(data_file, seed, round_, device, threads):
+    """Every pruning round's seed, device and data."""
     # A distinct, reproducible seed per round (batch order differs between rounds); a random
     # baseline's round r uses IMP round r's seed, so the two see the same batches.
     round_seed = seed * 1000 + round_
     dev = setup(threads, round_seed, device)
     splits, _ = load_prepared(data_file)
+    return round_seed, dev, splits
+
+
+def _start_round(data_file, seed, round_, in_model, in_mask, device, threads):
+    """What every masked pruning round starts from: its seed, device, data, model and mask."""
+    round_seed, dev, splits = _round_setup(data_file, seed, round_, device, threads)
     net, _ = load_checkpoint(in_model)
     return round_seed, dev, splits, net, load_masks(in_mask)
 
@@ -162,3 +192,116 @@ def prune_random_round(
     provenance = {"method": method, "round": round_, "seed": seed, "mirrors": str(reference_mask)}
     outputs = (out_model, out_mask, out_metrics)
     _retrain_and_save(net, old, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
+
+
+def _finetune_settings(train_cfg: dict, epochs: int) -> dict:
+    """The experiment's training block shortened to ``epochs``: the LR schedule runs in full
+    over the fine-tuning, multistep milestones scaled to it."""
+    cfg = dict(train_cfg)
+    scale = epochs / cfg["epochs"]
+    cfg["milestones"] = sorted(
+        {m for m in (round(m * scale) for m in cfg.get("milestones", [])) if 1 <= m < epochs}
+    )
+    cfg["epochs"] = epochs
+    return cfg
+
+
+@dataclass(frozen=True)
+class StructuredOutputs:
+    """The files of one structurally pruned model."""
+
+    model: str
+    mask: str
+    metrics: str
+
+
+def _finetune_and_save(
+    net, dense, splits, finetune_cfg, round_seed, dev, provenance, outputs, include_output
+):
+    """Fine-tune a structurally pruned network and write its files. Its mask keeps every
+    weight: the pruned structure is gone from the network itself."""
+    masks = full_masks(net, include_output)
+    result = train(net, splits, _train_settings(finetune_cfg), round_seed, device=dev)
+    provenance = {**provenance, "prunesim": prunesim.__version__}
+    save_checkpoint(net.cpu(), outputs.model, provenance)
+    save_masks(masks, outputs.mask)
+    write_json(outputs.metrics, _model_metrics(net, masks, result, provenance, splits, dense.cpu()))
+
+
+def prune_epruner(
+    data_file: str,
+    train_cfg: dict,
+    seed: int,
+    round_: int,
+    beta: float,
+    finetune_epochs: int,
+    dense_model: str,
+    outputs: StructuredOutputs,
+    include_output: bool = False,
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
+    """EPruner at ``beta``: keep each layer's exemplar filters of the dense network, start
+    from their weights, fine-tune. Each β is its own round, pruned from the dense network."""
+    round_seed, dev, splits = _round_setup(data_file, seed, round_, device, threads)
+    dense, _ = load_checkpoint(dense_model)
+    pruning = epruner(dense, beta, seed)
+    log.info("epruner beta %g keeps %s filters", beta, {k: len(v) for k, v in pruning.kept.items()})
+    provenance = {
+        "method": "epruner",
+        "round": round_,
+        "seed": seed,
+        "beta": beta,
+        "finetune_epochs": finetune_epochs,
+        "exemplars": pruning.kept,
+    }
+    finetune = _finetune_settings(train_cfg, finetune_epochs)
+    _finetune_and_save(
+        pruning.model, dense, splits, finetune, round_seed, dev, provenance, outputs, include_output
+    )
+
+
+def prune_cka_layers_step(
+    data_file: str,
+    train_cfg: dict,
+    seed: int,
+    round_: int,
+    finetune_epochs: int,
+    criterion_samples: int,
+    in_model: str,
+    dense_model: str,
+    outputs: StructuredOutputs,
+    include_output: bool = False,
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
+    """One step of CKA layer pruning: remove the residual block whose removal keeps the
+    penultimate representation most similar (linear CKA, on training images), fine-tune."""
+    round_seed, dev, splits = _round_setup(data_file, seed, round_, device, threads)
+    net, _ = load_checkpoint(in_model)
+    dense, _ = load_checkpoint(dense_model)
+    generator = torch.Generator().manual_seed(round_seed)
+    chosen = torch.randperm(len(splits.train_x), generator=generator)[:criterion_samples]
+    normalize = Normalizer(*splits.channel_stats(), device=dev)
+    images = normalize(torch.as_tensor(splits.train_x[chosen.numpy()], device=dev))
+    removal = cka_block_removal(net.to(dev), images)
+    log.info(
+        "cka_layers step %d removes %s (linear CKA %.4f)",
+        round_,
+        removal.removed,
+        removal.scores[removal.removed],
+    )
+    provenance = {
+        "method": "cka_layers",
+        "round": round_,
+        "seed": seed,
+        "removed": removal.removed,
+        "removed_blocks": removal.model.arch["removed_blocks"],
+        "criterion_cka": removal.scores,
+        "criterion_samples": len(chosen),
+        "finetune_epochs": finetune_epochs,
+    }
+    finetune = _finetune_settings(train_cfg, finetune_epochs)
+    _finetune_and_save(
+        removal.model, dense, splits, finetune, round_seed, dev, provenance, outputs, include_output
+    )

@@ -1,0 +1,155 @@
+"""Structured pruning through the whole DAG: EPruner and CKA layer pruning on a small ResNet-20
+(synthetic data), run by real snakemake in a temporary copy of the workflow.
+
+The tests share one completed run (module-scoped fixture) and run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import yaml
+import zarr
+from test_workflow import copy_workflow, planned_jobs, snakemake
+
+from prunesim.aggregate import ABSENT
+from prunesim.checkpoint import load_checkpoint
+from prunesim.models import filter_groups
+
+pytestmark = pytest.mark.workflow
+
+EXPERIMENT = "structured"
+CONFIG = {
+    "device": "cpu",
+    "experiments": {
+        EXPERIMENT: {
+            "dataset": {
+                "name": "synthetic",
+                "probe_size": 64,
+                "synthetic": {
+                    "image_size": 16,
+                    "channels": 1,
+                    "num_classes": 4,
+                    "train_size": 256,
+                    "test_size": 64,
+                },
+            },
+            "model": "resnet20",
+            "seeds": [0],
+            "train": {"epochs": 1, "batch_size": 64, "lr": 0.05},
+            "pruning": {
+                "methods": ["epruner", "cka_layers"],
+                "epruner": {"betas": [1.0, 2.0], "finetune_epochs": 1},
+                "cka_layers": {"blocks": 2, "finetune_epochs": 1, "criterion_samples": 64},
+            },
+            "activations": {"batch_size": 32},
+            "similarity": {"metrics": ["cka_linear", "nbs"], "views": ["gap"]},
+        }
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("structured"))
+    (workdir / "config/test_structured.yaml").write_text(yaml.safe_dump(CONFIG))
+    snakemake(workdir, "--configfile", "config/test_structured.yaml")
+    return workdir
+
+
+def _seed_dir(workdir: Path) -> Path:
+    return workdir / "results" / EXPERIMENT / "seed0"
+
+
+def test_each_round_and_step_is_its_own_job_with_its_files(run):
+    for method in ("epruner", "cka_layers"):
+        for r in (1, 2):
+            folder = _seed_dir(run) / method / f"round{r}"
+            for name in ("model.pt", "mask.pt", "metrics.json", "train.log"):
+                assert (folder / name).is_file(), folder / name
+            assert zarr.open_group(folder / "activations.zarr", mode="r").attrs["manifest"]
+
+
+def test_epruner_rounds_prune_the_dense_network_at_their_beta(run):
+    dense, _ = load_checkpoint(_seed_dir(run) / "dense/model.pt")
+    kept_total = []
+    for r, beta in ((1, 1.0), (2, 2.0)):
+        folder = _seed_dir(run) / "epruner" / f"round{r}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        model, provenance = load_checkpoint(folder / "model.pt")
+        assert provenance["beta"] == beta and metrics["beta"] == beta
+        modules = dict(model.named_modules())
+        for group in filter_groups(dense):
+            width = metrics["widths"][group.conv]
+            assert width["kept"] == modules[group.conv].out_channels
+            assert width["kept"] == len(provenance["exemplars"][group.conv])
+        kept_total.append(sum(w["kept"] for w in metrics["widths"].values()))
+        assert metrics["parameters"]["remaining"] == sum(
+            int(torch.count_nonzero(p)) for p in model.parameters()
+        )
+        assert metrics["parameters"]["dense"] == sum(p.numel() for p in dense.parameters())
+    assert kept_total[1] < kept_total[0]  # the larger beta keeps fewer filters
+
+
+def test_cka_steps_remove_one_block_each_and_never_a_downsampling_one(run):
+    removed = []
+    for r in (1, 2):
+        folder = _seed_dir(run) / "cka_layers" / f"round{r}"
+        model, provenance = load_checkpoint(folder / "model.pt")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        removed.append(provenance["removed"])
+        assert model.arch["removed_blocks"] == sorted(removed)
+        assert provenance["removed"] == max(
+            provenance["criterion_cka"], key=provenance["criterion_cka"].get
+        )
+        assert not provenance["removed"].endswith(".0") or provenance["removed"] == "layer1.0"
+        assert provenance["removed"] not in model.recorded_layers
+        assert 0 < metrics["sparsity"]["sparsity"] < 1
+    assert len(set(removed)) == 2
+
+
+def test_aggregate_marks_removed_layers_absent_and_keeps_the_others(run):
+    with xr.open_dataset(run / "results" / EXPERIMENT / "similarity.nc") as ds:
+        ds = ds.load()
+    assert set(ds.pruning.values) == {"epruner", "cka_layers"}
+    assert list(ds["round"].values) == [0, 1, 2]
+    step2 = ds.sel(seed=0, pruning="cka_layers", round=2, metric="cka_linear", view="gap")
+    model, provenance = load_checkpoint(_seed_dir(run) / "cka_layers/round2/model.pt")
+    for layer in ds.layer_b.values:
+        value = float(step2.similarity.sel(layer_a=layer, layer_b=layer))
+        if layer in provenance["removed_blocks"]:
+            assert np.isnan(value)
+            assert str(step2.nan_reason.sel(layer_a=layer, layer_b=layer).values) == ABSENT
+        else:
+            assert np.isfinite(value), layer
+    dense = ds.sel(seed=0, round=0)
+    assert np.all(dense.sparsity == 0)
+    assert np.all(dense.parameters_remaining == 1) and np.all(dense.flops_remaining == 1)
+    pruned = ds.sel(seed=0, round=[1, 2])
+    assert np.all((pruned.flops_remaining > 0) & (pruned.flops_remaining < 1))
+    assert np.all(np.isfinite(pruned.test_accuracy))
+
+
+def test_figures_cover_every_method(run):
+    figures = run / "results" / "figures" / EXPERIMENT
+    for name in (
+        "similarity_vs_depth_epruner",
+        "similarity_vs_depth_cka_layers",
+        "accuracy_vs_sparsity",
+    ):
+        for ext in ("pdf", "png"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_nothing_to_do_after_a_complete_run_and_steps_rerun_alone(run):
+    assert planned_jobs(run, "--configfile", "config/test_structured.yaml") == {}
+    target = f"results/{EXPERIMENT}/seed0/cka_layers/round2/model.pt"
+    jobs = planned_jobs(
+        run, target, "--forcerun", target, "--configfile", "config/test_structured.yaml"
+    )
+    assert jobs == {"prune_cka_layers": 1}
