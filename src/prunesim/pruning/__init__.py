@@ -4,6 +4,8 @@ Masks are ``dict[str, torch.BoolTensor]`` keyed by parameter name (``"conv1.weig
 keeps a weight. Every method returns a new mask that is a subset of the one it was given.
 """
 
+from prunesim.pruning.epruner import FilterPruning, epruner, exemplar_filters
+from prunesim.pruning.layers import BlockRemoval, cka_block_removal, remove_block
 from prunesim.pruning.magnitude import SCOPES, magnitude_step
 from prunesim.pruning.masks import (
     Masks,
@@ -16,17 +18,9 @@ from prunesim.pruning.masks import (
     save_masks,
     sparsity_from_counts,
     sparsity_report,
-)
-from prunesim.pruning.random import RANDOM_SCOPES, random_step
-from prunesim.pruning.structured import (
-    BlockRemoval,
-    FilterPruning,
-    cka_block_removal,
-    epruner,
-    exemplar_filters,
-    remove_block,
     structured_sparsity,
 )
+from prunesim.pruning.random import RANDOM_SCOPES, random_step
 
 __all__ = [
     "RANDOM_SCOPES",

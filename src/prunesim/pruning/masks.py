@@ -96,3 +96,16 @@ def save_masks(masks: Masks, path: str | os.PathLike[str]) -> None:
 
 def load_masks(path: str | os.PathLike[str]) -> Masks:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def structured_sparsity(model: nn.Module, dense: nn.Module, include_output: bool = False):
+    """Sparsity of a structurally pruned network against its dense parent, in the format of
+    :func:`prunesim.pruning.sparsity_report`: per dense prunable parameter, the weights the
+    smaller network still has (0 for a removed block's)."""
+    present = prunable_parameters(model, include_output)
+    return sparsity_from_counts(
+        {
+            name: (present[name].numel() if name in present else 0, parameter.numel())
+            for name, parameter in prunable_parameters(dense, include_output).items()
+        }
+    )
