@@ -11,20 +11,25 @@ matrix against the cost of its 12 factorisations and 144 cross-products.
 "x floor" is the time over the unavoidable work measured on this machine in the same run: the
 matrix products at the measured matmul rate plus the factorisations the metric needs.
 
-Not a test: numbers depend on the machine; compare ratios, which are measured in one run.
+Not a test: numbers depend on the machine; compare ratios, which are measured in one run. The
+rows are printed as a markdown table for docs/metrics.md.
 
-    python benchmarks/metrics.py                   # the four reference shapes (~15 min, 2 cores)
-    python benchmarks/metrics.py 5000,500,500      # your own n,p1,p2 (several allowed)
+    python benchmarks/metrics.py                     # the four reference shapes and the matrix
+    python benchmarks/metrics.py 5000,500,500        # your own n,p1,p2 (several allowed)
+    python benchmarks/metrics.py 10000,4096,4096 --only-all --float32   # all seven, both modes
+    python benchmarks/metrics.py --matrix-only       # the 12 x 12 layer-pair matrix
+    python benchmarks/metrics.py --help              # metric subsets, skipping baselines
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
-import sys
 import time
 import tracemalloc
 
 import numpy as np
+import scipy.linalg
 
 from prunesim.metrics import (
     METRICS,
@@ -156,49 +161,73 @@ GRAM_BASELINES = {"cka_linear", "cka_rbf", "cka_debiased", "nbs"}
 def product_flops(metric: str, n: int, p1: int, p2: int) -> float:
     """Unavoidable matrix-product work: the two Gram or covariance matrices (symmetric, so
     n·p·min(n, p) each) and the cross-product XᵀY (2·n·p1·p2), or the two n × n Grams that a
-    kernel needs (n²·p each)."""
+    kernel needs (n²·p each); for the CCA family also whitening XᵀY on both sides
+    (2·k1·k2·(k1 + k2), k = min(n, p)) and the Gram matrix of the result (min(k)²·max(k)),
+    for NBS the Gram matrix of XᵀY."""
     if metric == "cka_rbf":
         return n * n * (p1 + p2)
     selfs = n * p1 * min(n, p1) + n * p2 * min(n, p2)
     cross = 0 if max(p1, p2) > n and metric.startswith("cka") else 2 * n * p1 * p2
+    k1, k2 = min(n, p1), min(n, p2)
+    if metric in ("cca_mean", "svcca", "pwcca"):
+        cross += 2 * k1 * k2 * (k1 + k2) + min(k1, k2) ** 2 * max(k1, k2)
+    elif metric == "nbs":
+        cross += min(p1, p2) ** 2 * max(p1, p2)
     return selfs + cross
 
 
 _FACTORISATION_SECONDS: dict = {}
 
 
+def _cholesky_and_inverse(m):
+    factor = scipy.linalg.cholesky(m, lower=True, check_finite=False)
+    return scipy.linalg.lapack.dtrtri(factor, lower=1)
+
+
+FACTORISATIONS = {
+    "eigh": lambda m: scipy.linalg.eigh(m, check_finite=False),
+    "eigvalsh": lambda m: scipy.linalg.eigh(m, eigvals_only=True, check_finite=False),
+    "cholesky": _cholesky_and_inverse,
+}
+
+
 def _factorisation(kind: str, size: int) -> float:
-    """Measured seconds of one symmetric eigendecomposition or one SVD of a size × size matrix."""
+    """Measured seconds of one factorisation of a symmetric positive definite size × size
+    matrix: eigendecomposition, eigenvalues only, or Cholesky factor and its inverse."""
     if (kind, size) not in _FACTORISATION_SECONDS:
         rng = np.random.default_rng(2)
         m = rng.standard_normal((size, size))
-        if kind == "eigh":
-            m = m @ m.T
-            seconds = measure(np.linalg.eigh, m)[0]
-        else:
-            seconds = measure(lambda a: np.linalg.svd(a, compute_uv=kind == "svd_uv"), m)[0]
-        _FACTORISATION_SECONDS[kind, size] = seconds
+        m = m @ m.T + size * np.eye(size)
+        _FACTORISATION_SECONDS[kind, size] = measure(FACTORISATIONS[kind], m)[0]
     return _FACTORISATION_SECONDS[kind, size]
 
 
 def floor_seconds(metric: str, n: int, p1: int, p2: int, rate: float) -> float:
     """The unavoidable work at this machine's speed: the matrix products at the measured
-    matmul rate plus the factorisations the metric needs (an eigendecomposition per layer of
-    the smaller of XᵀX and XXᵀ, and the SVD of the whitened cross-product or of XᵀY)."""
+    matmul rate plus the factorisations the metric needs: per layer a Cholesky factor and its
+    inverse (CCA, PWCCA: a full-rank correlation matrix) or an eigendecomposition (SVCCA's
+    principal directions); per pair the eigenvalues (with vectors for PWCCA) of the Gram
+    matrix of the whitened cross-product, or of XᵀY for NBS. Layers with p > n: the same on
+    n × n matrices."""
     seconds = product_flops(metric, n, p1, p2) / (rate * 1e9)
     k1, k2 = min(n, p1), min(n, p2)
-    if metric in ("cca_mean", "svcca", "pwcca"):
+    if metric in ("cca_mean", "pwcca"):
+        seconds += _factorisation("cholesky", k1) + _factorisation("cholesky", k2)
+    elif metric == "svcca":
         seconds += _factorisation("eigh", k1) + _factorisation("eigh", k2)
-        seconds += _factorisation("svd_uv" if metric == "pwcca" else "svd", min(k1, k2))
+    if metric in ("cca_mean", "svcca", "pwcca"):
+        seconds += _factorisation("eigh" if metric == "pwcca" else "eigvalsh", min(k1, k2))
     elif metric == "nbs":
-        seconds += _factorisation("svd", min(p1, p2))
+        seconds += _factorisation("eigvalsh", min(p1, p2))
     return seconds
 
 
-def all_metrics(x, y) -> dict:
+def all_metrics(x, y, float32_products: bool = False) -> dict:
     """All seven on one pair, sharing factors (data kept for the RBF kernel where n allows,
     as compare does)."""
-    pair = pair_factors(x, y, keep_data=len(x) <= 10_000, keep_directions=True)
+    pair = pair_factors(
+        x, y, keep_data=len(x) <= 10_000, keep_directions=True, float32_products=float32_products
+    )
     return {m: evaluate(pair, m).value for m in METRICS}
 
 
@@ -211,40 +240,54 @@ def data(n, p1, p2, seed=0):
     return x, y
 
 
-def bench_shape(n, p1, p2, rate):
+def _row(shape: str, label: str, cells: list[str]) -> str:
+    return "| " + " | ".join([shape, label, *cells]) + " |"
+
+
+def bench_shape(n, p1, p2, rate, metrics, baselines=True, individual=True, float32=False):
+    """Markdown rows: time, peak MiB, baseline time, speed-up, % matmul, x floor, |diff|."""
     x, y = data(n, p1, p2)
-    print(f"\n## shape n={n}, p1={p1}, p2={p2}")
-    header = (
-        f"{'metric':>13} {'s':>8} {'MiB':>7} {'base s':>8} {'base MiB':>9} {'speedup':>8} "
-        f"{'% matmul':>9} {'x floor':>8} {'|diff|':>8}"
-    )
-    print(header)
-    for metric in METRICS:
+    shape = f"{n:,}, {p1:,}, {p2:,}"
+    for metric in metrics if individual else ():
         seconds, peak, value = measure(similarity, x, y, metric)
         gram_bytes = 8 * n * n * 4
-        if metric in GRAM_BASELINES and gram_bytes > BASELINE_MAX_BYTES:
-            base = f"{'skipped: n x n needs ' + str(gram_bytes // 2**30) + ' GiB':>36}"
+        base, speedup, diff = "", "", ""
+        if not baselines:
+            pass
+        elif metric in GRAM_BASELINES and gram_bytes > BASELINE_MAX_BYTES:
+            base = f"(n × n: {gram_bytes / 2**30:.0f} GiB)"
         elif metric not in GRAM_BASELINES and 8 * n * (p1 + p2) * 3 > BASELINE_MAX_BYTES:
-            base = f"{'skipped: too large':>36}"
+            base = "(too large)"
         else:
-            b_s, b_peak, b_val = measure(
-                BASELINES[metric], x.astype(np.float64), y.astype(np.float64)
-            )
-            diff = abs(b_val - value) if np.isfinite(value) else float("nan")
-            base = f"{b_s:8.2f} {b_peak:9.0f} {b_s / seconds:8.1f}x"
+            b_s, _, b_val = measure(BASELINES[metric], x.astype(np.float64), y.astype(np.float64))
+            base, speedup = f"{b_s:.2f} s", f"{b_s / seconds:.1f}×"
+            diff = f"{abs(b_val - value):.0e}" if np.isfinite(value) else ""
         if np.isfinite(value):
-            achieved = f"{product_flops(metric, n, p1, p2) / seconds / 1e9 / rate * 100:8.0f}%"
-            floor = f"{seconds / floor_seconds(metric, n, p1, p2, rate):8.2f}"
+            achieved = f"{product_flops(metric, n, p1, p2) / seconds / 1e9 / rate * 100:.0f}%"
+            floor = f"{seconds / floor_seconds(metric, n, p1, p2, rate):.2f}"
+            cells = [f"{seconds:.2f} s", f"{peak:,.0f}", base, speedup, achieved, floor, diff]
         else:
-            achieved, floor = f"{'-':>9}", f"{'-':>8}"
-        line = f"{metric:>13} {seconds:8.2f} {peak:7.0f} {base} {achieved} {floor}"
-        if "skipped" not in base:
-            line += f" {diff:8.1e}"
-        if not np.isfinite(value):
-            line += "  (NaN by design: see nan_reason)"
-        print(line, flush=True)
+            cells = ["NaN by design (see nan_reason)", "", "", "", "", "", ""]
+        print(_row(shape, metric, cells), flush=True)
+        shape = ""
     seconds, peak, values = measure(all_metrics, x, y)
-    print(f"{'all seven':>13} {seconds:8.2f} {peak:7.0f}   (shared factors)", flush=True)
+    cells = [f"{seconds:.2f} s", f"{peak:,.0f}", "", "", "", "", ""]
+    print(_row(shape, "all seven, shared factors", cells), flush=True)
+    if float32:
+        seconds32, peak32, values32 = measure(all_metrics, x, y, True)
+        diffs = {m: abs(values32[m] - values[m]) for m in METRICS if np.isfinite(values[m])}
+        kernel = max(diffs.get(m, 0.0) for m in ("cka_linear", "cka_rbf", "cka_debiased", "nbs"))
+        cca = max([diffs[m] for m in ("cca_mean", "svcca", "pwcca") if m in diffs] or [0.0])
+        cells = [
+            f"{seconds32:.2f} s",
+            f"{peak32:,.0f}",
+            "",
+            f"{seconds / seconds32:.2f}× float64",
+            "",
+            "",
+            f"CKA, NBS {kernel:.0e}; CCA {cca:.0e}",
+        ]
+        print(_row("", "all seven, float32 products", cells), flush=True)
 
 
 def bench_layer_matrix(n=5000, p=500, layers=12):
@@ -253,8 +296,9 @@ def bench_layer_matrix(n=5000, p=500, layers=12):
     rng = np.random.default_rng(1)
     xs = [rng.standard_normal((n, p), dtype=np.float32) for _ in range(layers)]
     groups = {
-        "CKA family + NBS": ("cka_linear", "cka_debiased", "nbs"),
-        "CCA family": ("cca_mean", "svcca", "pwcca"),
+        "linear CKA, debiased CKA, NBS": ("cka_linear", "cka_debiased", "nbs"),
+        "cca_mean, svcca, pwcca": ("cca_mean", "svcca", "pwcca"),
+        "all but RBF CKA": tuple(m for m in METRICS if m != "cka_rbf"),
     }
 
     def parts():
@@ -267,33 +311,59 @@ def bench_layer_matrix(n=5000, p=500, layers=12):
         return factors
 
     t_parts = measure(parts)[0]
-    print(f"\n## {layers} x {layers} layer-pair matrix, n={n}, p={p}")
-    print(f"12 factorisations + 144 cross-products alone: {t_parts:.2f} s")
+    print(f"\n{layers} × {layers} layer-pair matrix, n = {n:,}, p = {p}, in memory:\n")
+    print("| metrics | time | × the parts |\n|---|---|---|")
+    print(f"| 12 factorisations + 144 cross-products alone | {t_parts:.2f} s | 1.00 |")
     for name, metrics in groups.items():
 
         def matrix(metrics=metrics):
             factors = [layer_factors(x) for x in xs]
             return [
-                evaluate(PairFactors(a, b, keep_directions=True), m).value
+                evaluate(PairFactors(a, b, keep_directions="pwcca" in metrics), m).value
                 for a in factors
                 for b in factors
                 for m in metrics
             ]
 
         t_matrix = measure(matrix)[0]
-        print(f"{name:>18} {metrics}: {t_matrix:.2f} s, {t_matrix / t_parts:.2f} x the parts")
+        print(f"| {name} | {t_matrix:.2f} s | {t_matrix / t_parts:.2f} |", flush=True)
 
 
-def main(shapes):
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("shapes", nargs="*", help="n,p1,p2 (default: the reference shapes)")
+    parser.add_argument("--metrics", default=",".join(METRICS), help="comma-separated subset")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the naive forms")
+    parser.add_argument("--only-all", action="store_true", help="only all seven together")
+    parser.add_argument("--float32", action="store_true", help="also all seven, float32 products")
+    parser.add_argument("--no-matrix", action="store_true", help="skip the layer-pair matrix")
+    parser.add_argument("--matrix-only", action="store_true", help="only the layer-pair matrix")
+    args = parser.parse_args()
+    shapes = [tuple(int(v) for v in a.split(",")) for a in args.shapes] or REFERENCE_SHAPES
     rate = matmul_rate()
     print(
-        f"float64 matmul rate: {rate:.0f} GFLOP/s; float32: {matmul_rate(np.float32):.0f} GFLOP/s"
+        f"float64 matmul rate: {rate:.0f} GFLOP/s; float32: {matmul_rate(np.float32):.0f} GFLOP/s; "
+        f"load average before: {open('/proc/loadavg').read().split()[0]}\n"
     )
-    for shape in shapes:
-        bench_shape(*shape, rate)
-    bench_layer_matrix()
+    if not args.matrix_only:
+        print(
+            "| n, p₁, p₂ | metric | time | peak MiB | baseline | speed-up | % matmul | × floor |"
+            " \\|diff\\| |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for shape in shapes:
+            bench_shape(
+                *shape,
+                rate,
+                metrics=args.metrics.split(","),
+                baselines=not args.no_baselines,
+                individual=not args.only_all,
+                float32=args.float32,
+            )
+    if not args.no_matrix:
+        bench_layer_matrix()
+    print(f"\nload average after: {open('/proc/loadavg').read().split()[0]}")
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    main([tuple(int(v) for v in a.split(",")) for a in args] if args else REFERENCE_SHAPES)
+    main()
