@@ -9,4 +9,5 @@ compare(
     store_b=snakemake.input.model,
     similarity_cfg=snakemake.params.similarity,
     out=snakemake.output[0],
+    threads=snakemake.threads,
 )

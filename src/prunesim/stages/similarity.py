@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from threadpoolctl import threadpool_limits
+
 from prunesim.aggregate import ModelResult, SeedPairResult, aggregate
 from prunesim.compare import CompareSettings, compare_stores
 from prunesim.io import atomic_path
 
 
-def compare(store_a: str, store_b: str, similarity_cfg: dict, out: str) -> None:
-    """Similarity of every layer pair of two stores, as a netCDF Dataset."""
+def compare(
+    store_a: str, store_b: str, similarity_cfg: dict, out: str, threads: int | None = None
+) -> None:
+    """Similarity of every layer pair of two stores, as a netCDF Dataset.
+
+    ``threads`` caps the BLAS threads: a job keeps to the cores Snakemake gave it, since BLAS
+    threads that outnumber the free cores wait on each other (LAPACK's reductions slowed 3x
+    under load with two threads on two busy cores).
+    """
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in similarity_cfg.items()}
-    ds = compare_stores(store_a, store_b, CompareSettings(**cfg))
+    with threadpool_limits(limits=threads, user_api="blas"):
+        ds = compare_stores(store_a, store_b, CompareSettings(**cfg))
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
 
