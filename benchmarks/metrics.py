@@ -317,13 +317,14 @@ def bench_layer_matrix(n=5000, p=500, layers=12):
     for name, metrics in groups.items():
 
         def matrix(metrics=metrics):
+            # as compare does: one PairFactors per pair, shared by the metrics
             factors = [layer_factors(x) for x in xs]
-            return [
-                evaluate(PairFactors(a, b, keep_directions="pwcca" in metrics), m).value
+            pairs = [
+                PairFactors(a, b, keep_directions="pwcca" in metrics)
                 for a in factors
                 for b in factors
-                for m in metrics
             ]
+            return [evaluate(pair, m).value for pair in pairs for m in metrics]
 
         t_matrix = measure(matrix)[0]
         print(f"| {name} | {t_matrix:.2f} s | {t_matrix / t_parts:.2f} |", flush=True)
