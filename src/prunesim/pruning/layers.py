@@ -72,9 +72,11 @@ def cka_block_removal(model: nn.Module, images: torch.Tensor) -> BlockRemoval:
     device = next(model.parameters()).device
     images = images.to(device)
     reference = penultimate(model, images)
-    scores = {}
-    for block in candidates:
+    scores: dict[str, float] = {}
+    best: BlockRemoval | None = None
+    for block in candidates:  # forward order, so a tie keeps the earlier block
         smaller = remove_block(model, block).to(device)
         scores[block] = similarity(reference, penultimate(smaller, images), "cka_linear")
-    best = max(candidates, key=lambda block: (scores[block], -candidates.index(block)))
-    return BlockRemoval(remove_block(model, best), best, scores)
+        if best is None or scores[block] > scores[best.removed]:
+            best = BlockRemoval(smaller, block, scores)
+    return best
