@@ -18,6 +18,7 @@ rows are printed as a markdown table for docs/metrics.md.
     python benchmarks/metrics.py 5000,500,500        # your own n,p1,p2 (several allowed)
     python benchmarks/metrics.py 10000,4096,4096 --only-all --float32   # all seven, both modes
     python benchmarks/metrics.py --matrix-only       # the 12 x 12 layer-pair matrix
+    python benchmarks/metrics.py 10000,4096,4096 --only-all --device cuda   # GPU against CPU
     python benchmarks/metrics.py --help              # metric subsets, skipping baselines
 """
 
@@ -222,11 +223,16 @@ def floor_seconds(metric: str, n: int, p1: int, p2: int, rate: float) -> float:
     return seconds
 
 
-def all_metrics(x, y, float32_products: bool = False) -> dict:
+def all_metrics(x, y, float32_products: bool = False, device: str = "cpu") -> dict:
     """All seven on one pair, sharing factors (data kept for the RBF kernel where n allows,
     as compare does)."""
     pair = pair_factors(
-        x, y, keep_data=len(x) <= 10_000, keep_directions=True, float32_products=float32_products
+        x,
+        y,
+        keep_data=len(x) <= 10_000,
+        keep_directions=True,
+        float32_products=float32_products,
+        device=device,
     )
     return {m: evaluate(pair, m).value for m in METRICS}
 
@@ -244,7 +250,35 @@ def _row(shape: str, label: str, cells: list[str]) -> str:
     return "| " + " | ".join([shape, label, *cells]) + " |"
 
 
-def bench_shape(n, p1, p2, rate, metrics, baselines=True, individual=True, float32=False):
+def bench_device(x, y, device: str, cpu_seconds: float, cpu_values: dict) -> list[str]:
+    """Cells of all seven on ``device`` against the CPU run: time, peak device MiB, speed-up,
+    largest |difference|."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    all_metrics(x[:64], y[:64], device=device)  # start-up: CUDA context, kernels, cuSOLVER
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds, _, values = measure(all_metrics, x, y, False, device)
+    peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} (GPU)" if cuda else ""
+    diff = max(
+        (abs(values[m] - cpu_values[m]) for m in METRICS if np.isfinite(cpu_values[m])),
+        default=0.0,
+    )
+    return [
+        f"{seconds:.2f} s",
+        peak,
+        "",
+        f"{cpu_seconds / seconds:.1f}× cpu",
+        "",
+        "",
+        f"{diff:.0e}",
+    ]
+
+
+def bench_shape(
+    n, p1, p2, rate, metrics, baselines=True, individual=True, float32=False, device="cpu"
+):
     """Markdown rows: time, peak MiB, baseline time, speed-up, % matmul, x floor, |diff|."""
     x, y = data(n, p1, p2)
     shape = f"{n:,}, {p1:,}, {p2:,}"
@@ -273,6 +307,9 @@ def bench_shape(n, p1, p2, rate, metrics, baselines=True, individual=True, float
     seconds, peak, values = measure(all_metrics, x, y)
     cells = [f"{seconds:.2f} s", f"{peak:,.0f}", "", "", "", "", ""]
     print(_row(shape, "all seven, shared factors", cells), flush=True)
+    if device != "cpu":
+        cells = bench_device(x, y, device, seconds, values)
+        print(_row("", f"all seven, {device}", cells), flush=True)
     if float32:
         seconds32, peak32, values32 = measure(all_metrics, x, y, True)
         diffs = {m: abs(values32[m] - values[m]) for m in METRICS if np.isfinite(values[m])}
@@ -339,6 +376,11 @@ def main() -> None:
     parser.add_argument("--float32", action="store_true", help="also all seven, float32 products")
     parser.add_argument("--no-matrix", action="store_true", help="skip the layer-pair matrix")
     parser.add_argument("--matrix-only", action="store_true", help="only the layer-pair matrix")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="also all seven on this metrics device (cuda, cuda:N, torch:cpu), against the CPU",
+    )
     args = parser.parse_args()
     shapes = [tuple(int(v) for v in a.split(",")) for a in args.shapes] or REFERENCE_SHAPES
     rate = matmul_rate()
@@ -360,6 +402,7 @@ def main() -> None:
                 baselines=not args.no_baselines,
                 individual=not args.only_all,
                 float32=args.float32,
+                device=args.device,
             )
     if not args.no_matrix:
         bench_layer_matrix()

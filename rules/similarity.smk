@@ -15,8 +15,10 @@ rule compare:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPUS,
     params:
         similarity=lambda wc: experiment(wc)["similarity"],
+        device=config["device"],
         code=CODE["compare"],
     script:
         "../workflow/scripts/compare.py"
@@ -40,8 +42,10 @@ rule compare_seeds:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPUS,
     params:
         similarity=lambda wc: experiment(wc)["similarity"],
+        device=config["device"],
         code=CODE["compare"],
     script:
         "../workflow/scripts/compare.py"

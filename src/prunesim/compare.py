@@ -34,6 +34,7 @@ from prunesim.metrics import (
     evaluate,
     get_metric,
 )
+from prunesim.metrics.backend import check_device, get_backend
 from prunesim.metrics.factors import RANK_TOL
 from prunesim.metrics.stats import DEAD_TOL, ColumnMoments, LayerAccumulator, product
 
@@ -73,6 +74,7 @@ class CompareSettings:
     rbf_max_samples: int = 10_000  # cka_rbf needs n × n kernels: NaN with a reason above this
     cross_memory_mb: int = 1024  # budget for the streamed XᵀY of all layer pairs of one pass
     float32_products: bool = False  # products of the data in float32 blocks, summed in float64
+    device: str = "cpu"  # where the linear algebra runs: cpu (numpy), cuda, cuda:N, auto
 
     def __post_init__(self) -> None:
         for metric in self.metrics:
@@ -81,6 +83,12 @@ class CompareSettings:
         if unknown:
             raise ValueError(f"unknown views {unknown}; expected some of {list(VIEWS)}")
         self.metric_options()  # validates the options
+        check_device(self.device)
+
+    @property
+    def backend(self):
+        """The metrics backend for ``device`` (an error if it names an absent GPU)."""
+        return get_backend(self.device)
 
     def metric_options(self) -> MetricOptions:
         names = {f.name for f in fields(MetricOptions)}
@@ -146,7 +154,11 @@ class _StoreSide:
                 settings.needs_kernel and rows <= settings.rbf_max_samples
             )
             rep.accumulator = LayerAccumulator(
-                rep.moments.mean, live, keep_data=keep, float32_products=settings.float32_products
+                rep.moments.mean,
+                live,
+                keep_data=keep,
+                float32_products=settings.float32_products,
+                backend=settings.backend,
             )
 
 
@@ -212,7 +224,9 @@ def _stream(side_a: _StoreSide, side_b: _StoreSide, settings: CompareSettings):
                 for la, lb in group:
                     if centred_a[la].shape[0] != centred_b[lb].shape[0]:
                         continue  # channels view of different spatial sizes: no pair
-                    chunk_cross = product(centred_a[la], centred_b[lb], settings.float32_products)
+                    chunk_cross = product(
+                        centred_a[la], centred_b[lb], settings.float32_products, settings.backend
+                    )
                     key = (view, la, lb)
                     crosses[key] = chunk_cross if key not in crosses else crosses[key] + chunk_cross
     for side in (side_a,) if same else (side_a, side_b):

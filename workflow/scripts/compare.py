@@ -10,4 +10,5 @@ compare(
     similarity_cfg=snakemake.params.similarity,
     out=snakemake.output[0],
     threads=snakemake.threads,
+    device=snakemake.params.device,
 )

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from prunesim.metrics.backend import DEVICES, get_backend
 from prunesim.metrics.factors import (
     RANK_TOL,
     LayerFactors,
@@ -120,8 +121,7 @@ def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     kernel_b, reason_b = pair.b.rbf_kernel(opts.rbf_sigma)
     if kernel_a is None or kernel_b is None:
         return _nan(f"RBF kernel undefined: {reason_a or reason_b}")
-    value = np.vdot(kernel_a, kernel_b) / (np.linalg.norm(kernel_a) * np.linalg.norm(kernel_b))
-    return MetricResult(float(value))
+    return MetricResult(pair.backend.alignment(kernel_a, kernel_b))
 
 
 def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
@@ -136,7 +136,7 @@ def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
         core = (s_a[:, None] * pair.whitened_cross(standardized=False)) * s_b
     else:
         core = pair.cross
-    nuclear = singular_values(core)[0].sum()
+    nuclear = singular_values(core, backend=pair.backend)[0].sum()
     return MetricResult(float(nuclear / math.sqrt(pair.a.trace * pair.b.trace)))
 
 
@@ -173,7 +173,8 @@ def pwcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     k = len(rho)
     # ⟨h_i, x_j⟩ for canonical variates h_i = Q_a u_i and neurons x_j of the first layer:
     # u_iᵀ (Q_aᵀ X), with Q_aᵀ X the neuron loadings of the basis.
-    projections = directions[:, :k].T @ pair.a.basis(standardized=True).neuron_loadings()
+    loadings = pair.a.basis(standardized=True).neuron_loadings()
+    projections = pair.backend.matmul(directions[:, :k].T, loadings)
     weights = np.abs(projections).sum(axis=1)
     return MetricResult(float(weights @ rho / weights.sum()))
 
@@ -273,11 +274,17 @@ def definitions(metrics, options: MetricOptions) -> dict:
 
 
 def layer_factors(
-    x, dead_tol: float = DEAD_TOL, rank_tol: float = RANK_TOL, float32_products: bool = False
+    x,
+    dead_tol: float = DEAD_TOL,
+    rank_tol: float = RANK_TOL,
+    float32_products: bool = False,
+    device: str = "cpu",
 ) -> LayerFactors:
     """Factors of one in-memory representation (both streaming passes over one chunk). The
     data is in memory anyway, so it is kept: cross-products are formed from it."""
-    stats = stats_from_array(x, dead_tol, keep_data=True, float32_products=float32_products)
+    stats = stats_from_array(
+        x, dead_tol, keep_data=True, float32_products=float32_products, backend=get_backend(device)
+    )
     return LayerFactors(stats, rank_tol)
 
 
@@ -289,18 +296,21 @@ def pair_factors(
     keep_data: bool = False,
     keep_directions: bool = False,
     float32_products: bool = False,
+    device: str = "cpu",
 ) -> PairFactors:
     """Factors of two in-memory representations, streamed block by block exactly as
     :mod:`prunesim.compare` streams two stores: each layer keeps its covariance (p <= n) or
     its centred data (p > n, or ``keep_data`` for kernels), and ``XᵀY`` is accumulated unless
-    both keep their data. ``float32_products``: see :func:`prunesim.metrics.stats.product`."""
+    both keep their data. ``float32_products``: see :func:`prunesim.metrics.stats.product`;
+    ``device``: where the linear algebra runs, see :mod:`prunesim.metrics.backend`."""
+    backend = get_backend(device)
     blocks_x, blocks_y = row_blocks(X), row_blocks(Y)
     accumulators = []
     for blocks in (blocks_x, blocks_y):
         moments = first_pass(blocks)
         live = moments.live(dead_tol)
         keep = keep_data or int(live.sum()) > moments.n
-        accumulators.append(LayerAccumulator(moments.mean, live, keep, float32_products))
+        accumulators.append(LayerAccumulator(moments.mean, live, keep, float32_products, backend))
     acc_x, acc_y = accumulators
     if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
@@ -310,7 +320,7 @@ def pair_factors(
         acc_x.add(cx)
         acc_y.add(cy)
         if not (acc_x.keep_data and acc_y.keep_data):
-            chunk_cross = product(cx, cy, float32_products)
+            chunk_cross = product(cx, cy, float32_products, backend)
             cross = chunk_cross if cross is None else cross + chunk_cross
     return PairFactors(
         LayerFactors(acc_x.result(), rank_tol),
@@ -327,22 +337,28 @@ def similarity(
     dead_tol: float = DEAD_TOL,
     rank_tol: float = RANK_TOL,
     float32_products: bool = False,
+    device: str = "cpu",
     **options,
 ) -> float:
     """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples).
 
     ``options`` are :class:`MetricOptions` fields (e.g. ``svcca_variance=0.99``).
     ``float32_products`` forms the data's products in float32 blocks summed in float64
-    (faster; agreement with float64 is tested to 1e-6, see docs/metrics.md).
+    (faster; agreement with float64 is tested to 1e-6, see docs/metrics.md). ``device``:
+    ``"cpu"`` (numpy), ``"cuda"``/``"cuda:N"`` (torch on that GPU), ``"auto"`` (a GPU when
+    torch sees one), or ``"torch:cpu"``; see :mod:`prunesim.metrics.backend`.
     """
     spec, opts = get_metric(metric), MetricOptions(**options)
     keep = spec.needs_kernel and len(X) <= opts.rbf_max_samples  # kernels need the data
-    pair = pair_factors(X, Y, dead_tol, rank_tol, keep_data=keep, float32_products=float32_products)
+    pair = pair_factors(
+        X, Y, dead_tol, rank_tol, keep, float32_products=float32_products, device=device
+    )
     return evaluate(pair, metric, opts).value
 
 
 __all__ = [
     "DEAD_TOL",
+    "DEVICES",
     "METRICS",
     "RANK_TOL",
     "REGISTRY",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.linalg
 
+from prunesim.metrics.backend import NUMPY
 from prunesim.metrics.stats import LayerStats, product
 
 RANK_TOL = 1e-10  # eigenvalues of XᵀX (or XXᵀ) <= RANK_TOL × the largest are treated as zero
@@ -45,16 +45,19 @@ class Basis:
     scale: np.ndarray | None  # neuron norms when Z = X / scale
     _right: np.ndarray | None = None  # V (p × r), from the covariance route
     _data: np.ndarray | None = None  # Z (Gram route), to form V only if a metric needs it
+    backend: object = NUMPY
 
     @classmethod
-    def from_cov(cls, cov: np.ndarray, rank_tol: float, scale=None) -> Basis:
-        evals, evecs = _leading_eigen(cov, rank_tol)
-        return cls(np.sqrt(evals), None, scale, _right=evecs)
+    def from_cov(cls, cov: np.ndarray, rank_tol: float, scale=None, backend=NUMPY) -> Basis:
+        evals, evecs = _leading_eigen(cov, rank_tol, backend)
+        return cls(np.sqrt(evals), None, scale, _right=evecs, backend=backend)
 
     @classmethod
-    def from_gram(cls, gram: np.ndarray, data: np.ndarray, rank_tol: float, scale=None) -> Basis:
-        evals, evecs = _leading_eigen(gram, rank_tol)
-        return cls(np.sqrt(evals), evecs, scale, _data=data)
+    def from_gram(
+        cls, gram: np.ndarray, data: np.ndarray, rank_tol: float, scale=None, backend=NUMPY
+    ) -> Basis:
+        evals, evecs = _leading_eigen(gram, rank_tol, backend)
+        return cls(np.sqrt(evals), evecs, scale, _data=data, backend=backend)
 
     @cached_property
     def right_vectors(self) -> np.ndarray:
@@ -62,7 +65,7 @@ class Basis:
         route, formed on first use: a degenerate CCA never needs it)."""
         if self._right is not None:
             return self._right
-        return self._data.T @ (self.left_vectors / self.singular_values)
+        return self.backend.matmul(self._data.T, self.left_vectors / self.singular_values)
 
     @property
     def rank(self) -> int:
@@ -82,9 +85,10 @@ class Basis:
         k = self.rank if k is None else k
         if self._right is None and "right_vectors" not in self.__dict__:
             scaled = matrix / self.scale[:, None] if self.scale is not None else matrix
-            projected = self.left_vectors[:, :k].T @ (self._data @ scaled)
+            matmul = self.backend.matmul
+            projected = matmul(self.left_vectors[:, :k].T, matmul(self._data, scaled))
             return projected / self.singular_values[:k, None] ** 2
-        return self.whitener(k).T @ matrix
+        return self.backend.matmul(self.whitener(k).T, matrix)
 
     def neuron_loadings(self) -> np.ndarray:
         """``Qᵀ X`` (r × p) for the orthonormal basis Q = X M: ``diag(s) Vᵀ`` (times the neuron
@@ -103,6 +107,7 @@ class CholeskyBasis:
     factor: np.ndarray  # L (p × p, lower)
     inverse: np.ndarray  # L⁻¹
     scale: np.ndarray  # D
+    backend: object = NUMPY
 
     left_vectors = None  # only eigen bases on the Gram route have them
 
@@ -119,14 +124,16 @@ class CholeskyBasis:
 
     def whiten(self, matrix: np.ndarray, k: int | None = None) -> np.ndarray:
         """``Mᵀ A = L⁻¹ D⁻¹ A`` for a p × m matrix A."""
-        return self.whitener(k).T @ matrix
+        return self.backend.matmul(self.whitener(k).T, matrix)
 
     def neuron_loadings(self) -> np.ndarray:
         """``Qᵀ X = L⁻¹ D⁻¹ XᵀX = Lᵀ D`` (p × p)."""
         return self.factor.T * self.scale
 
 
-def cholesky_basis(corr: np.ndarray, scale: np.ndarray, rank_tol: float) -> CholeskyBasis | None:
+def cholesky_basis(
+    corr: np.ndarray, scale: np.ndarray, rank_tol: float, backend=NUMPY
+) -> CholeskyBasis | None:
     """The Cholesky basis of a correlation matrix that is certainly of full rank under
     ``rank_tol``, else None (then the eigendecomposition decides the rank, as documented).
 
@@ -134,19 +141,16 @@ def cholesky_basis(corr: np.ndarray, scale: np.ndarray, rank_tol: float) -> Chol
     the first bound exceeds ``rank_tol`` × the second, an eigendecomposition would keep every
     direction too. It holds for condition numbers up to about rank_tol⁻¹ / p^1.5 at worst, and
     much higher when only a few eigenvalues are small."""
-    try:
-        factor = scipy.linalg.cholesky(corr, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
+    factors = backend.cholesky_inverse(corr)
+    if factors is None:
         return None
-    inverse, info = scipy.linalg.lapack.dtrtri(factor, lower=1)
-    if info != 0 or not np.isfinite(inverse).all():
-        return None
+    factor, inverse = factors
     if not 1.0 / np.vdot(inverse, inverse) > rank_tol * np.linalg.norm(corr):
         return None
-    return CholeskyBasis(factor, inverse, scale)
+    return CholeskyBasis(factor, inverse, scale, backend)
 
 
-def gram_has_full_rank(gram: np.ndarray, scale: np.ndarray, rank_tol: float) -> bool:
+def gram_has_full_rank(gram: np.ndarray, scale: np.ndarray, rank_tol: float, backend=NUMPY) -> bool:
     """Whether the centred data with Gram matrix ``gram`` (n × n) certainly has rank n − 1
     with its neurons scaled to unit norm (``scale`` their norms), without an eigendecomposition.
 
@@ -154,19 +158,15 @@ def gram_has_full_rank(gram: np.ndarray, scale: np.ndarray, rank_tol: float) -> 
     its Cholesky factor bounds ``λ_min(G on 1⊥) >= 1 / ‖L⁻¹‖²_F``, and ``λ_max(G) <= ‖G‖_F``.
     Scaling neurons by ``1 / scale`` moves these by at most ``max scale²`` and ``min scale²``."""
     n = len(gram)
-    shifted = gram + np.trace(gram) / n**2
-    try:
-        factor = scipy.linalg.cholesky(shifted, lower=True, overwrite_a=True, check_finite=False)
-    except np.linalg.LinAlgError:
+    factors = backend.cholesky_inverse(gram + np.trace(gram) / n**2, overwrite=True)
+    if factors is None:
         return False
-    inverse, info = scipy.linalg.lapack.dtrtri(factor, lower=1, overwrite_c=1)
-    if info != 0 or not np.isfinite(inverse).all():
-        return False
+    inverse = factors[1]
     lower = (scale.min() / scale.max()) ** 2 / np.vdot(inverse, inverse)
     return bool(lower > rank_tol * np.linalg.norm(gram))
 
 
-def singular_values(matrix: np.ndarray, left_vectors: bool = False):
+def singular_values(matrix: np.ndarray, left_vectors: bool = False, backend=NUMPY):
     """Singular values (descending) of a k1 × k2 matrix A and, with ``left_vectors``, its
     left singular vectors (k1 × min(k1, k2)); else None.
 
@@ -178,24 +178,20 @@ def singular_values(matrix: np.ndarray, left_vectors: bool = False):
     if min(k1, k2) == 0:
         return np.zeros(0), (np.zeros((k1, 0)) if left_vectors else None)
     wide = k1 <= k2  # AAᵀ is the smaller Gram matrix; its eigenvectors are the left vectors
-    gram = matrix @ matrix.T if wide else matrix.T @ matrix
-    # numpy's solvers, not scipy's: scipy's default driver (syevr) took twice as long at
-    # k = 500, and alternating scipy's and numpy's separate OpenBLAS thread pools made the
-    # 12 x 12 CCA matrix 2.7x slower (both measured on the quiet machine).
+    gram = backend.matmul(matrix, matrix.T) if wide else backend.matmul(matrix.T, matrix)
     if left_vectors:
-        evals, evecs = np.linalg.eigh(gram)
+        evals, evecs = backend.eigh(gram)
         evecs = evecs[:, ::-1]
     else:
-        evals = np.linalg.eigvalsh(gram)
+        evals = backend.eigvalsh(gram)
     sigma = np.sqrt(np.maximum(evals[::-1], 0.0))
     if sigma[-1] > 0 and _gram_error(sigma) <= SPECTRUM_RTOL * sigma.sum():
         if not left_vectors:
             return sigma, None
-        return sigma, (evecs if wide else matrix @ (evecs / sigma))
+        return sigma, (evecs if wide else backend.matmul(matrix, evecs / sigma))
     if left_vectors:
-        u, sigma, _ = np.linalg.svd(matrix, full_matrices=False)
-        return sigma, u
-    return np.linalg.svd(matrix, compute_uv=False), None
+        return backend.svd(matrix)
+    return backend.svdvals(matrix), None
 
 
 def _gram_error(sigma: np.ndarray) -> float:
@@ -204,10 +200,12 @@ def _gram_error(sigma: np.ndarray) -> float:
     return float(np.finfo(np.float64).eps * sigma[0] ** 2 / 2 * np.sum(1.0 / sigma))
 
 
-def _leading_eigen(matrix: np.ndarray, rank_tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _leading_eigen(
+    matrix: np.ndarray, rank_tol: float, backend=NUMPY
+) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs of a symmetric PSD matrix, descending, eigenvalues <= rank_tol × the largest
     dropped."""
-    evals, evecs = np.linalg.eigh(matrix)
+    evals, evecs = backend.eigh(matrix)
     evals, evecs = evals[::-1], evecs[:, ::-1]
     keep = evals > rank_tol * max(evals[0] if len(evals) else 0.0, 0.0)
     return evals[keep], np.ascontiguousarray(evecs[:, keep])
@@ -240,6 +238,10 @@ class LayerFactors:
         return self.stats.data is not None
 
     @property
+    def backend(self):
+        return self.stats.backend
+
+    @property
     def gram_route(self) -> bool:
         """Work with the n × n Gram matrix instead of the p × p covariance (p > n)."""
         return self.stats.cov is None and self.p > self.n
@@ -249,7 +251,7 @@ class LayerFactors:
         """``XᵀX`` (p × p)."""
         if self.stats.cov is not None:
             return self.stats.cov
-        return product(self.stats.data, self.stats.data, self.stats.float32_products)
+        return product(self.stats.data, self.stats.data, self.stats.float32_products, self.backend)
 
     @cached_property
     def gram(self) -> np.ndarray:
@@ -257,7 +259,7 @@ class LayerFactors:
         if self.stats.data is None:
             raise ValueError("this layer kept no data: its Gram matrix is not available")
         data_t = self.stats.data.T
-        return product(data_t, data_t, self.stats.float32_products)
+        return product(data_t, data_t, self.stats.float32_products, self.backend)
 
     @property
     def row_sq(self) -> np.ndarray:
@@ -296,22 +298,25 @@ class LayerFactors:
             scale = self.scale if standardized else None
             if self.gram_route:
                 data = self.stats.data / scale if standardized else self.stats.data
+                gram = self.backend.matmul(data, data.T) if standardized else self.gram
                 cache[standardized] = Basis.from_gram(
-                    data @ data.T if standardized else self.gram, data, self.rank_tol, scale
+                    gram, data, self.rank_tol, scale, self.backend
                 )
             elif standardized:
                 corr = self.cov / np.outer(scale, scale)
-                cache[standardized] = cholesky_basis(corr, scale, self.rank_tol) or Basis.from_cov(
-                    corr, self.rank_tol, scale
-                )
+                cache[standardized] = cholesky_basis(
+                    corr, scale, self.rank_tol, self.backend
+                ) or Basis.from_cov(corr, self.rank_tol, scale, self.backend)
             else:
-                cache[standardized] = Basis.from_cov(self.cov, self.rank_tol)
+                cache[standardized] = Basis.from_cov(self.cov, self.rank_tol, None, self.backend)
         return cache[standardized]
 
     @cached_property
     def rank(self) -> int:
         """Numerical rank of X, decided on standardised neurons (scale-free, like CCA)."""
-        if self.gram_route and gram_has_full_rank(self.gram, self.scale, self.rank_tol):
+        if self.gram_route and gram_has_full_rank(
+            self.gram, self.scale, self.rank_tol, self.backend
+        ):
             return self.n - 1  # the most centred data can have; CCA is then degenerate
         return self.basis(standardized=True).rank
 
@@ -323,18 +328,10 @@ class LayerFactors:
         cumulative = np.cumsum(variance) / variance.sum()
         return int(min(np.searchsorted(cumulative, fraction - 1e-12) + 1, len(variance)))
 
-    def _squared_distances(self) -> np.ndarray:
-        """``‖x_i − x_j‖²`` (n × n), from the Gram matrix."""
-        sq = np.diag(self.gram).copy()
-        dist = np.multiply(self.gram, -2.0)
-        dist += sq[:, None]
-        dist += sq[None, :]
-        return np.maximum(dist, 0.0, out=dist)
-
-    def rbf_kernel(self, sigma_factor: float) -> tuple[np.ndarray | None, str]:
+    def rbf_kernel(self, sigma_factor: float) -> tuple[object | None, str]:
         """Centred RBF kernel ``H K H`` with ``σ² = sigma_factor² ×`` the median squared
         distance between distinct samples (Kornblith et al.'s rule, without the diagonal's
-        zeros); or None and a reason."""
+        zeros); or None and a reason. The kernel stays on the backend's device."""
         cached = self.__dict__.setdefault("_rbf", {})
         if sigma_factor not in cached:
             if not self.has_data:
@@ -344,27 +341,10 @@ class LayerFactors:
                     "(n above rbf_max_samples)",
                 )
             else:
-                kernel = self._squared_distances()  # becomes the kernel, in place
-                median = _median_upper_triangle(kernel)
-                if median <= 0.0:
-                    cached[sigma_factor] = (None, "median squared distance between samples is 0")
-                else:
-                    kernel *= -1.0 / (2.0 * sigma_factor**2 * median)
-                    np.exp(kernel, out=kernel)
-                    kernel -= kernel.mean(axis=0, keepdims=True)
-                    kernel -= kernel.mean(axis=1, keepdims=True)
-                    cached[sigma_factor] = (kernel, "")
+                kernel = self.backend.rbf_kernel(self.gram, sigma_factor)
+                reason = "median squared distance between samples is 0" if kernel is None else ""
+                cached[sigma_factor] = (kernel, reason)
         return cached[sigma_factor]
-
-
-def _median_upper_triangle(matrix: np.ndarray) -> float:
-    """Median of the entries above the diagonal, gathered row by row into one vector (index
-    arrays of the upper triangle would take four times its memory)."""
-    n = len(matrix)
-    if n < 2:
-        return 0.0
-    upper = np.concatenate([matrix[i, i + 1 :] for i in range(n - 1)])
-    return float(np.median(upper, overwrite_input=True))
 
 
 def unbiased_hsic(kl: float, ab: float, trace_a: float, trace_b: float, n: int) -> float:
@@ -392,10 +372,18 @@ class PairFactors:
             raise ValueError(
                 f"representations have different sample counts: {self.a.n} and {self.b.n}"
             )
+        if self.a.backend is not self.b.backend:
+            raise ValueError(
+                f"layers on different backends: {self.a.backend.name} and {self.b.backend.name}"
+            )
 
     @property
     def n(self) -> int:
         return self.a.n
+
+    @property
+    def backend(self):
+        return self.a.backend
 
     @property
     def both_gram(self) -> bool:
@@ -416,7 +404,9 @@ class PairFactors:
         if self.streamed_cross is not None:
             return self.streamed_cross
         if self.a.has_data and self.b.has_data:
-            return product(self.a.stats.data, self.b.stats.data, self.float32_products)
+            return product(
+                self.a.stats.data, self.b.stats.data, self.float32_products, self.backend
+            )
         raise ValueError("XᵀY was neither streamed nor can be formed from kept data")
 
     @cached_property
@@ -439,7 +429,7 @@ class PairFactors:
         directions: its singular values are the canonical correlations."""
         basis_a, basis_b = self.a.basis(standardized), self.b.basis(standardized)
         if self.both_gram and self.a.gram_route and self.b.gram_route:
-            return basis_a.left_vectors[:, :ka].T @ basis_b.left_vectors[:, :kb]
+            return self.backend.matmul(basis_a.left_vectors[:, :ka].T, basis_b.left_vectors[:, :kb])
         return basis_b.whiten(basis_a.whiten(self.cross, ka).T, kb).T
 
     def canonical(
@@ -460,6 +450,6 @@ class PairFactors:
             # keep_directions serves PWCCA, whose directions are the full standardised CCA's;
             # SVCCA's truncated CCA never needs vectors.
             keep = self.keep_directions and key == (True, None, None)
-            rho, u = singular_values(matrix, left_vectors=directions or keep)
+            rho, u = singular_values(matrix, directions or keep, self.backend)
             cache[key] = (np.clip(rho, 0.0, 1.0), u)
         return cache[key]

@@ -20,26 +20,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prunesim.metrics.backend import NUMPY
+
 DEAD_TOL = 1e-6  # a neuron is dead if its std <= DEAD_TOL * the layer's largest neuron std
 CONSTANT_RTOL = 1e-12  # std <= CONSTANT_RTOL * |mean| is rounding residue of a constant neuron
-FLOAT32_BLOCK = 1024  # summation length of one float32 product; the blocks are summed in float64
 
 
-def product(a: np.ndarray, b: np.ndarray, float32: bool = False) -> np.ndarray:
+def product(a: np.ndarray, b: np.ndarray, float32: bool = False, backend=NUMPY) -> np.ndarray:
     """``aᵀ b`` in float64 for ``a`` (m × p) and ``b`` (m × q), the centred data.
 
-    With ``float32`` the m rows are taken in blocks of ``FLOAT32_BLOCK``, each block's product
+    With ``float32`` the m rows are taken in blocks of ``backend.FLOAT32_BLOCK``, each block's product
     formed in float32 (about twice the float64 rate) and the blocks summed in float64: the
     float32 rounding then stays near 1e-7 relative instead of growing with m."""
-    if not float32:
-        return a.T @ b
-    total = None
-    for start in range(0, len(a), FLOAT32_BLOCK):
-        block_a = a[start : start + FLOAT32_BLOCK].astype(np.float32)
-        block_b = block_a if b is a else b[start : start + FLOAT32_BLOCK].astype(np.float32)
-        block = (block_a.T @ block_b).astype(np.float64)
-        total = block if total is None else np.add(total, block, out=total)
-    return total if total is not None else np.zeros((a.shape[1], b.shape[1]))
+    return backend.product(a, b, float32)
 
 
 def as_matrix(x) -> np.ndarray:
@@ -103,6 +96,7 @@ class LayerStats:
     data: np.ndarray | None  # the centred live data (n × p), kept when p > n or a Gram is needed
     row_sq: np.ndarray  # ‖x_i‖² of each centred sample
     float32_products: bool = False  # products of the data in float32, summed in float64
+    backend: object = NUMPY  # where the heavy linear algebra runs (prunesim.metrics.backend)
 
     @property
     def p(self) -> int:
@@ -117,6 +111,7 @@ class LayerAccumulator:
     live: np.ndarray  # boolean mask from pass 1
     keep_data: bool
     float32_products: bool = False
+    backend: object = NUMPY
     n: int = 0
     cov: np.ndarray | None = None
     rows: list = field(default_factory=list)
@@ -135,7 +130,7 @@ class LayerAccumulator:
         if self.keep_data:
             self.rows.append(centred)
         else:
-            chunk_cov = product(centred, centred, self.float32_products)
+            chunk_cov = product(centred, centred, self.float32_products, self.backend)
             self.cov = chunk_cov if self.cov is None else self.cov + chunk_cov
 
     def result(self) -> LayerStats:
@@ -149,7 +144,9 @@ class LayerAccumulator:
             cov = self.cov if self.cov is not None else np.zeros((p, p))
         row_sq = np.concatenate(self.row_sq) if self.row_sq else np.zeros(0)
         dead = int((~self.live).sum())
-        return LayerStats(self.n, live_mean, dead, cov, data, row_sq, self.float32_products)
+        return LayerStats(
+            self.n, live_mean, dead, cov, data, row_sq, self.float32_products, self.backend
+        )
 
 
 def row_blocks(x, chunk_rows: int = 4096) -> list[np.ndarray]:
@@ -167,7 +164,11 @@ def first_pass(blocks: list[np.ndarray]) -> ColumnMoments:
 
 
 def stats_from_array(
-    x, dead_tol: float = DEAD_TOL, keep_data: bool | None = None, float32_products: bool = False
+    x,
+    dead_tol: float = DEAD_TOL,
+    keep_data: bool | None = None,
+    float32_products: bool = False,
+    backend=NUMPY,
 ) -> LayerStats:
     """Both passes over an in-memory ``n × p`` matrix, block by block as from a store."""
     blocks = row_blocks(x)
@@ -175,7 +176,7 @@ def stats_from_array(
     live = moments.live(dead_tol)
     if keep_data is None:
         keep_data = int(live.sum()) > moments.n
-    acc = LayerAccumulator(moments.mean, live, keep_data, float32_products)
+    acc = LayerAccumulator(moments.mean, live, keep_data, float32_products, backend)
     for block in blocks:
         acc.add(acc.centred(block))
     return acc.result()

@@ -10,15 +10,22 @@ from prunesim.io import atomic_path
 
 
 def compare(
-    store_a: str, store_b: str, similarity_cfg: dict, out: str, threads: int | None = None
+    store_a: str,
+    store_b: str,
+    similarity_cfg: dict,
+    out: str,
+    threads: int | None = None,
+    device: str = "cpu",
 ) -> None:
-    """Similarity of every layer pair of two stores, as a netCDF Dataset.
+    """Similarity of every layer pair of two stores, as a netCDF Dataset, computed on
+    ``device`` (the config's top-level ``device``; see :mod:`prunesim.metrics.backend`).
 
     ``threads`` caps the BLAS threads: a job keeps to the cores Snakemake gave it, since BLAS
     threads that outnumber the free cores wait on each other (LAPACK's reductions slowed 3x
     under load with two threads on two busy cores).
     """
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in similarity_cfg.items()}
+    cfg["device"] = device
     with threadpool_limits(limits=threads, user_api="blas"):
         ds = compare_stores(store_a, store_b, CompareSettings(**cfg))
     with atomic_path(out) as tmp:
