@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from prunesim.compare import CompareSettings, compare_stores
-from prunesim.metrics import METRICS, evaluate, pair_factors, similarity
+from prunesim.metrics import METRICS, backend, evaluate, pair_factors, similarity
 from prunesim.metrics.backend import NUMPY, TorchBackend, _torch_median, get_backend
 
 CUDA = torch.cuda.is_available()
@@ -140,3 +140,35 @@ def test_unknown_device_is_rejected_with_the_expected_values(device):
         CompareSettings(device=device)
     with pytest.raises(ValueError, match="unknown device"):
         get_backend(device)
+
+
+def _triangle_median(matrix):
+    return np.median(matrix[np.triu_indices(len(matrix), 1)])
+
+
+@pytest.mark.parametrize("n", [400, 401])  # even and odd pair counts
+def test_bracketed_rbf_median_is_numpys_median_of_the_pairs(n, monkeypatch):
+    monkeypatch.setattr(backend, "MEDIAN_GATHER_MAX", 1000)
+    gathered = []
+    monkeypatch.setattr(backend.np, "median", lambda *a, **k: gathered.append(1) or np.nan)
+    matrix = np.random.default_rng(n).standard_normal((n, n)) ** 2
+    matrix[: n // 3] += 1.0  # rows of different scales, as for a probe set sorted by class
+    value = backend._upper_triangle_median(matrix)
+    monkeypatch.undo()
+    assert not gathered  # the bracket held: no full gather
+    assert value == _triangle_median(matrix)
+
+
+def test_bracketed_rbf_median_falls_back_when_the_sample_misses(monkeypatch):
+    """Sampled rows (every second one here) all small, the others all large: the sample's
+    bracket misses the median, the count notices, and all pairs are gathered."""
+    monkeypatch.setattr(backend, "MEDIAN_GATHER_MAX", 1000)
+    n = 400
+    matrix = np.random.default_rng(0).random((n, n))
+    matrix[1::2] += 10.0
+    gathered, median = [], np.median
+    monkeypatch.setattr(backend.np, "median", lambda *a, **k: gathered.append(1) or median(*a, **k))
+    value = backend._upper_triangle_median(matrix)
+    monkeypatch.undo()
+    assert gathered
+    assert value == _triangle_median(matrix)

@@ -159,6 +159,7 @@ class _StoreSide:
                 keep_data=keep,
                 float32_products=settings.float32_products,
                 backend=settings.backend,
+                total_rows=rows,
             )
 
 
@@ -228,7 +229,10 @@ def _stream(side_a: _StoreSide, side_b: _StoreSide, settings: CompareSettings):
                         centred_a[la], centred_b[lb], settings.float32_products, settings.backend
                     )
                     key = (view, la, lb)
-                    crosses[key] = chunk_cross if key not in crosses else crosses[key] + chunk_cross
+                    if key in crosses:
+                        crosses[key] += chunk_cross
+                    else:
+                        crosses[key] = chunk_cross
     for side in (side_a,) if same else (side_a, side_b):
         for rep in side.reps.values():
             rep.factors = LayerFactors(rep.accumulator.result(), settings.rank_tol)

@@ -310,7 +310,9 @@ def pair_factors(
         moments = first_pass(blocks)
         live = moments.live(dead_tol)
         keep = keep_data or int(live.sum()) > moments.n
-        accumulators.append(LayerAccumulator(moments.mean, live, keep, float32_products, backend))
+        accumulators.append(
+            LayerAccumulator(moments.mean, live, keep, float32_products, backend, moments.n)
+        )
     acc_x, acc_y = accumulators
     if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
@@ -321,7 +323,10 @@ def pair_factors(
         acc_y.add(cy)
         if not (acc_x.keep_data and acc_y.keep_data):
             chunk_cross = product(cx, cy, float32_products, backend)
-            cross = chunk_cross if cross is None else cross + chunk_cross
+            if cross is None:
+                cross = chunk_cross
+            else:
+                cross += chunk_cross
     return PairFactors(
         LayerFactors(acc_x.result(), rank_tol),
         LayerFactors(acc_y.result(), rank_tol),

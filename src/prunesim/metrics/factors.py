@@ -206,9 +206,9 @@ def _leading_eigen(
     """Eigenpairs of a symmetric PSD matrix, descending, eigenvalues <= rank_tol × the largest
     dropped."""
     evals, evecs = backend.eigh(matrix)
-    evals, evecs = evals[::-1], evecs[:, ::-1]
-    keep = evals > rank_tol * max(evals[0] if len(evals) else 0.0, 0.0)
-    return evals[keep], np.ascontiguousarray(evecs[:, keep])
+    evals, evecs = evals[::-1], evecs[:, ::-1]  # views: every use makes a new array anyway
+    rank = int(np.count_nonzero(evals > rank_tol * max(evals[0] if len(evals) else 0.0, 0.0)))
+    return evals[:rank], evecs[:, :rank]  # descending, so the kept ones are a prefix
 
 
 @dataclass
@@ -341,7 +341,14 @@ class LayerFactors:
                     "(n above rbf_max_samples)",
                 )
             else:
-                kernel = self.backend.rbf_kernel(self.gram, sigma_factor)
+                # Layers on the covariance route need their Gram matrix only for this kernel,
+                # which is then built in its memory (recomputed if anything asks again).
+                consume = not self.gram_route
+                gram = self.gram
+                if consume:
+                    del self.__dict__["gram"]
+                kernel = self.backend.rbf_kernel(gram, sigma_factor, overwrite=consume)
+                del gram
                 reason = "median squared distance between samples is 0" if kernel is None else ""
                 cached[sigma_factor] = (kernel, reason)
         return cached[sigma_factor]

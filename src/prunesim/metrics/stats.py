@@ -112,6 +112,9 @@ class LayerAccumulator:
     keep_data: bool
     float32_products: bool = False
     backend: object = NUMPY
+    # Rows pass 1 counted: the kept data is then written into one preallocated array, instead
+    # of concatenating the chunks at the end (which held the data twice).
+    total_rows: int | None = None
     n: int = 0
     cov: np.ndarray | None = None
     rows: list = field(default_factory=list)
@@ -127,16 +130,27 @@ class LayerAccumulator:
     def add(self, centred: np.ndarray) -> None:
         self.n += len(centred)
         self.row_sq.append(np.einsum("ij,ij->i", centred, centred))
-        if self.keep_data:
+        if self.keep_data and self.total_rows is not None:
+            if not self.rows:
+                self.rows.append(np.empty((self.total_rows, centred.shape[1])))
+            self.rows[0][self.n - len(centred) : self.n] = centred
+        elif self.keep_data:
             self.rows.append(centred)
         else:
             chunk_cov = product(centred, centred, self.float32_products, self.backend)
-            self.cov = chunk_cov if self.cov is None else self.cov + chunk_cov
+            if self.cov is None:
+                self.cov = chunk_cov
+            else:
+                self.cov += chunk_cov
 
     def result(self) -> LayerStats:
         live_mean = self.mean[self.live]
         p = int(self.live.sum())
-        data = np.concatenate(self.rows) if self.keep_data and self.rows else None
+        if self.total_rows is not None and self.rows and self.n != self.total_rows:
+            raise ValueError(f"pass 2 saw {self.n} rows where pass 1 counted {self.total_rows}")
+        data = None
+        if self.keep_data and self.rows:
+            data = self.rows[0] if len(self.rows) == 1 else np.concatenate(self.rows)
         if self.keep_data and data is None:
             data = np.zeros((0, p))
         cov = None
@@ -176,7 +190,7 @@ def stats_from_array(
     live = moments.live(dead_tol)
     if keep_data is None:
         keep_data = int(live.sum()) > moments.n
-    acc = LayerAccumulator(moments.mean, live, keep_data, float32_products, backend)
+    acc = LayerAccumulator(moments.mean, live, keep_data, float32_products, backend, moments.n)
     for block in blocks:
         acc.add(acc.centred(block))
     return acc.result()
