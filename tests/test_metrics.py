@@ -683,6 +683,19 @@ def test_svcca_of_a_wide_layer_and_a_narrow_one_equals_truncated_svd_then_cca(va
     assert swapped == pytest.approx(expected, abs=1e-9)
 
 
+def test_degenerate_svcca_is_decided_without_principal_directions(rng, monkeypatch):
+    """A wide layer whose 99% of variance needs nearly all n directions: SVCCA is NaN, decided
+    from eigenvalues alone (no eigenvectors of the n × n Gram matrix are computed)."""
+    x, y = rng.standard_normal((80, 300)), rng.standard_normal((80, 30))
+    pair = _pair(x, y)
+    calls = []
+    original = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda m: calls.append(m.shape) or original(m))
+    result = evaluate(pair, "svcca")
+    assert np.isnan(result.value) and "CCA degenerate" in result.reason
+    assert (80, 80) not in calls
+
+
 @pytest.mark.parametrize("metric", KERNEL_FAMILY)
 @pytest.mark.parametrize(("n", "pa", "pb"), [(3000, 120, 80), (300, 500, 60)])
 def test_float32_products_agree_with_float64_within_1e_6(metric, n, pa, pb, rng):

@@ -320,9 +320,22 @@ class LayerFactors:
             return self.n - 1  # the most centred data can have; CCA is then degenerate
         return self.basis(standardized=True).rank
 
-    def variance_rank(self, fraction: float) -> int:
-        """Fewest leading principal directions whose variance reaches ``fraction`` of the total."""
-        variance = self.basis(standardized=False).singular_values ** 2
+    def principal_variances(self, values_only: bool = False) -> np.ndarray:
+        """Variances along the principal directions (descending, numerically nonzero ones).
+        ``values_only``: from an eigenvalue computation without vectors (a third of the cost)
+        unless the basis exists, for callers that may not need the directions."""
+        if values_only and False not in self.__dict__.get("_bases", {}):
+            if "_variances" not in self.__dict__:
+                evals = self.backend.eigvalsh(self.gram if self.gram_route else self.cov)[::-1]
+                top = max(evals[0] if len(evals) else 0.0, 0.0)
+                self._variances = evals[evals > self.rank_tol * top]
+            return self._variances
+        return self.basis(standardized=False).singular_values ** 2
+
+    def variance_rank(self, fraction: float, values_only: bool = False) -> int:
+        """Fewest leading principal directions whose variance reaches ``fraction`` of the total
+        (``values_only``: see :meth:`principal_variances`)."""
+        variance = self.principal_variances(values_only)
         if not len(variance):
             return 0
         cumulative = np.cumsum(variance) / variance.sum()
