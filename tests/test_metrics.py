@@ -693,7 +693,19 @@ def test_degenerate_svcca_is_decided_without_principal_directions(rng, monkeypat
     monkeypatch.setattr(np.linalg, "eigh", lambda m: calls.append(m.shape) or original(m))
     result = evaluate(pair, "svcca")
     assert np.isnan(result.value) and "CCA degenerate" in result.reason
-    assert (80, 80) not in calls
+    assert not calls  # neither layer was eigendecomposed
+    assert pair.a.variance_rank(0.99) + pair.b.variance_rank(0.99) >= 80  # and it is degenerate
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99, 1.0])
+@pytest.mark.parametrize(("n", "p", "decay"), [(200, 30, 0.0), (200, 30, 2.0), (40, 90, 0.5)])
+def test_variance_rank_bound_never_exceeds_the_variance_rank(n, p, decay, fraction, rng):
+    """The Cauchy-Schwarz bound that lets SVCCA skip eigendecompositions is a lower bound
+    (flat and steeply decaying spectra, p < n and p > n)."""
+    for _ in range(5):
+        x = rng.standard_normal((n, p)) * np.arange(1, p + 1) ** -decay
+        layer = layer_factors(x)
+        assert 0 <= layer.variance_rank_bound(fraction) <= layer.variance_rank(fraction)
 
 
 @pytest.mark.parametrize("metric", KERNEL_FAMILY)

@@ -158,11 +158,19 @@ def cca_mean(pair: PairFactors, opts: MetricOptions) -> MetricResult:
 def svcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair):
         return undefined
-    # When the kept directions could reach n (a layer with p >= n), decide degeneracy from
-    # eigenvalues alone: at n = 10,000 that is 40 s instead of 120 s for a NaN.
-    could_degenerate = min(pair.a.p, pair.n - 1) + min(pair.b.p, pair.n - 1) >= pair.n
-    ka = pair.a.variance_rank(opts.svcca_variance, values_only=could_degenerate)
-    kb = pair.b.variance_rank(opts.svcca_variance, values_only=could_degenerate)
+    # Degenerate for certain already by lower bounds on the kept directions: then no
+    # eigendecomposition at all (at n = 10,000 a p > n layer's would take two minutes).
+    bound_a = pair.a.variance_rank_bound(opts.svcca_variance)
+    bound_b = pair.b.variance_rank_bound(opts.svcca_variance)
+    if bound_a + bound_b >= pair.n:
+        return _nan(
+            f"CCA degenerate: at least {bound_a} + {bound_b} directions explain "
+            f"svcca_variance = {opts.svcca_variance} of each layer's variance, >= n = {pair.n}, "
+            "which forces canonical correlations of 1; use a view with fewer features (gap, "
+            "channels), more samples or a lower svcca_variance"
+        )
+    ka = pair.a.variance_rank(opts.svcca_variance)
+    kb = pair.b.variance_rank(opts.svcca_variance)
     if degenerate := _degenerate(pair, ka, kb):
         return degenerate
     rho, _ = pair.canonical(standardized=False, ka=ka, kb=kb)

@@ -19,6 +19,7 @@ correlation matrix, and singular values come from the eigenvalues of the smaller
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -320,26 +321,26 @@ class LayerFactors:
             return self.n - 1  # the most centred data can have; CCA is then degenerate
         return self.basis(standardized=True).rank
 
-    def principal_variances(self, values_only: bool = False) -> np.ndarray:
-        """Variances along the principal directions (descending, numerically nonzero ones).
-        ``values_only``: from an eigenvalue computation without vectors (a third of the cost)
-        unless the basis exists, for callers that may not need the directions."""
-        if values_only and False not in self.__dict__.get("_bases", {}):
-            if "_variances" not in self.__dict__:
-                evals = self.backend.eigvalsh(self.gram if self.gram_route else self.cov)[::-1]
-                top = max(evals[0] if len(evals) else 0.0, 0.0)
-                self._variances = evals[evals > self.rank_tol * top]
-            return self._variances
-        return self.basis(standardized=False).singular_values ** 2
-
-    def variance_rank(self, fraction: float, values_only: bool = False) -> int:
-        """Fewest leading principal directions whose variance reaches ``fraction`` of the total
-        (``values_only``: see :meth:`principal_variances`)."""
-        variance = self.principal_variances(values_only)
+    def variance_rank(self, fraction: float) -> int:
+        """Fewest leading principal directions whose variance reaches ``fraction`` of the total."""
+        variance = self.basis(standardized=False).singular_values ** 2
         if not len(variance):
             return 0
         cumulative = np.cumsum(variance) / variance.sum()
         return int(min(np.searchsorted(cumulative, fraction - 1e-12) + 1, len(variance)))
+
+    def variance_rank_bound(self, fraction: float) -> int:
+        """A lower bound on :meth:`variance_rank` from the trace T and ``‖XᵀX‖²_F`` = F alone
+        (no eigendecomposition): k leading variances sum to at most ``sqrt(k F)`` (Cauchy-
+        Schwarz), and must reach ``fraction × T``, so ``k >= (fraction T)² / F``."""
+        frobenius_sq = self.self_hsic**2
+        if not frobenius_sq > 0.0:
+            return 0
+        # variance_rank sums only eigenvalues above rank_tol × the largest (<= sqrt(F)), and
+        # compares cumulative fractions with a 1e-12 slack; the 1e-9 covers rounding.
+        total = self.trace - min(self.n, self.p) * self.rank_tol * math.sqrt(frobenius_sq)
+        share = max(fraction - 1e-12, 0.0) * max(total, 0.0)
+        return int(math.floor(share * share / frobenius_sq * (1.0 - 1e-9)))
 
     def rbf_kernel(self, sigma_factor: float) -> tuple[object | None, str]:
         """Centred RBF kernel ``H K H`` with ``σ² = sigma_factor² ×`` the median squared
