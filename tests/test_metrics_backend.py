@@ -172,3 +172,18 @@ def test_bracketed_rbf_median_falls_back_when_the_sample_misses(monkeypatch):
     monkeypatch.undo()
     assert gathered
     assert value == _triangle_median(matrix)
+
+
+@pytest.mark.parametrize("device", ["cpu", *TORCH_DEVICES])
+def test_rbf_kernel_built_in_the_gram_memory_leaves_the_other_metrics_unchanged(device):
+    """On the covariance route the RBF kernel reuses the Gram matrix's memory; linear and
+    debiased CKA of a wide partner (which use the Gram matrices) give the same values whether
+    they run before or after it."""
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((300, 250)), rng.standard_normal((300, 500))
+    order = ("cka_linear", "cka_debiased", "cka_rbf")
+    values = []
+    for metrics in (order, order[::-1]):
+        pair = pair_factors(x, y, keep_data=True, device=device)
+        values.append({m: evaluate(pair, m).value for m in metrics})
+    assert values[0] == values[1]

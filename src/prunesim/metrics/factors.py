@@ -263,6 +263,11 @@ class LayerFactors:
         return product(data_t, data_t, self.stats.float32_products, self.backend)
 
     @property
+    def has_gram(self) -> bool:
+        """Whether the Gram matrix is at hand (formed and not consumed by an RBF kernel)."""
+        return "gram" in self.__dict__
+
+    @property
     def row_sq(self) -> np.ndarray:
         return self.stats.row_sq
 
@@ -433,10 +438,13 @@ class PairFactors:
     @cached_property
     def cross_hsic(self) -> float:
         """``‖XᵀY‖_F² = ⟨XXᵀ, YYᵀ⟩_F``: via the n × n Grams when both layers have them and
-        that is cheaper than the p1 × p2 cross-product."""
+        that is cheaper than the p1 × p2 cross-product, counting a Gram matrix that must be
+        formed (again: an RBF kernel may have been built in its memory) at n² p."""
         n, pa, pb = self.n, self.a.p, self.b.p
         if self.streamed_cross is None and self.a.has_data and self.b.has_data and pa * pb > n * n:
-            return float(np.vdot(self.a.gram, self.b.gram))
+            to_form = sum(n * n * layer.p for layer in (self.a, self.b) if not layer.has_gram)
+            if to_form <= 2 * n * pa * pb:
+                return float(np.vdot(self.a.gram, self.b.gram))
         return float(np.vdot(self.cross, self.cross))
 
     @cached_property
