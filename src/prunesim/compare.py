@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 import xarray as xr
@@ -85,9 +86,10 @@ class CompareSettings:
         self.metric_options()  # validates the options
         check_device(self.device)
 
-    @property
+    @cached_property
     def backend(self):
-        """The metrics backend for ``device`` (an error if it names an absent GPU)."""
+        """The metrics backend for ``device`` (an error if it names an absent GPU), looked
+        up once: it is used for every chunk product."""
         return get_backend(self.device)
 
     def metric_options(self) -> MetricOptions:

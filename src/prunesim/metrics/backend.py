@@ -71,9 +71,6 @@ class NumpyBackend:
 
     name = "numpy"
 
-    def asarray(self, a) -> np.ndarray:
-        return a
-
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a @ b
 
@@ -187,15 +184,12 @@ class TorchBackend:
     def _n(t) -> np.ndarray:
         return t.cpu().numpy()
 
-    def asarray(self, a):
-        return self._t(a)
-
     def matmul(self, a, b) -> np.ndarray:
         return self._n(self._t(a) @ self._t(b))
 
     def product(self, a, b, float32: bool = False) -> np.ndarray:
-        ta, tb = self._t(a), (None if b is a else self._t(b))
-        tb = ta if tb is None else tb
+        ta = self._t(a)
+        tb = ta if b is a else self._t(b)
         if not float32:
             return self._n(ta.T @ tb)
         torch = self.torch
@@ -203,7 +197,7 @@ class TorchBackend:
         with _no_tf32(torch):
             total = _float32_blocks(
                 ta,
-                ta if b is a else tb,
+                tb,
                 matmul=lambda x, y: (x.T @ y).double(),
                 cast=lambda x: x.float(),
                 add=lambda t, x: t.add_(x),
@@ -238,6 +232,7 @@ class TorchBackend:
         return self._n(factor), self._n(inverse)
 
     def rbf_kernel(self, gram, sigma_factor: float, overwrite: bool = False):
+        # overwrite: the host Gram matrix is copied to the device anyway
         torch = self.torch
         gram = self._t(gram)
         sq = torch.diagonal(gram)
