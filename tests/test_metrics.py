@@ -23,6 +23,7 @@ from prunesim.metrics import (
     factors,
     layer_factors,
     similarity,
+    stats,
 )
 
 SYMMETRIC = ("cca_mean", "svcca", "cka_linear", "cka_rbf", "cka_debiased", "nbs")
@@ -719,3 +720,31 @@ def test_float32_products_agree_with_float64_within_1e_6(metric, n, pa, pb, rng)
     x, y = x.astype(np.float32), y.astype(np.float32)
     exact = similarity(x, y, metric)
     assert similarity(x, y, metric, float32_products=True) == pytest.approx(exact, abs=1e-6)
+
+
+@pytest.mark.parametrize("total_rows", [True, False])
+@pytest.mark.parametrize("keep_data", [True, False])
+def test_chunks_centred_in_a_reused_buffer_accumulate_the_whole_centred_data(
+    keep_data, total_rows, rng
+):
+    """Each chunk is converted and centred into one buffer reused from chunk to chunk: the kept
+    data, covariance and row norms must still be those of the whole centred matrix (float32
+    input, a dead neuron, chunks of unequal length)."""
+    x = rng.standard_normal((37, 6)).astype(np.float32)
+    x[:, 2] = 3.0  # dead
+    blocks = stats.row_blocks(x, chunk_rows=8)
+    moments = stats.first_pass(blocks)
+    live = moments.live()
+    acc = stats.LayerAccumulator(
+        moments.mean, live, keep_data, total_rows=moments.n if total_rows else None
+    )
+    for block in blocks:
+        acc.add(acc.centred(block))
+    result = acc.result()
+    expected = x[:, live].astype(np.float64) - x[:, live].astype(np.float64).mean(axis=0)
+    assert result.dead == 1
+    np.testing.assert_allclose(result.row_sq, (expected**2).sum(axis=1), rtol=1e-12)
+    if keep_data:
+        np.testing.assert_allclose(result.data, expected, rtol=1e-12, atol=1e-14)
+    else:
+        np.testing.assert_allclose(result.cov, expected.T @ expected, rtol=1e-12, atol=1e-13)

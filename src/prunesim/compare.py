@@ -162,6 +162,7 @@ class _StoreSide:
                 float32_products=settings.float32_products,
                 backend=settings.backend,
                 total_rows=rows,
+                buffer=rep.moments.take_buffer(),
             )
 
 

@@ -322,7 +322,15 @@ def pair_factors(
         live = moments.live(dead_tol)
         keep = keep_data or int(live.sum()) > moments.n
         accumulators.append(
-            LayerAccumulator(moments.mean, live, keep, float32_products, backend, moments.n)
+            LayerAccumulator(
+                moments.mean,
+                live,
+                keep,
+                float32_products,
+                backend,
+                moments.n,
+                buffer=moments.take_buffer(),
+            )
         )
     acc_x, acc_y = accumulators
     if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
