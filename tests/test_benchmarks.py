@@ -1,0 +1,45 @@
+"""The benchmark scripts run end to end on tiny shapes (their numbers are not asserted: speed
+is never a test; see benchmarks/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from prunesim.metrics import METRICS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "metrics.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_metrics_benchmark_prints_a_row_per_metric_with_baselines_and_all_seven():
+    result = _run("300,20,40", "60,80,10", "--repeat", "2", "--no-matrix")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    for metric in METRICS:
+        assert sum(f"| {metric} |" in row for row in rows) == 2, metric
+    assert sum("all seven, shared factors" in row for row in rows) == 2
+    assert "float64 matmul rate" in result.stdout
+
+
+def test_metrics_benchmark_rejects_a_repeat_below_one():
+    result = _run("300,20,40", "--repeat", "0", "--no-matrix")
+    assert result.returncode == 2
+    assert "--repeat must be at least 1, got 0" in result.stderr
+
+
+def test_streaming_memory_benchmark_prints_a_row_per_sample_count():
+    script = SCRIPT.with_name("streaming_memory.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "300", "600"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["300", "600"]
+    assert rows[0][-1] == "1.00"  # the peak memory ratio against the first sample count
