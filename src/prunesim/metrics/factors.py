@@ -132,6 +132,12 @@ class CholeskyBasis:
         return self.factor.T * self.scale
 
 
+def squared_norm(matrix: np.ndarray) -> float:
+    """``‖A‖²_F`` in either memory order: ``np.vdot`` first copies a Fortran-ordered matrix,
+    such as LAPACK's triangular inverse (0.9 s at p = 4,096, against 5 ms)."""
+    return float(np.einsum("ij,ij->", matrix, matrix))
+
+
 def cholesky_basis(
     corr: np.ndarray, scale: np.ndarray, rank_tol: float, backend=NUMPY
 ) -> CholeskyBasis | None:
@@ -146,7 +152,7 @@ def cholesky_basis(
     if factors is None:
         return None
     factor, inverse = factors
-    if not 1.0 / np.vdot(inverse, inverse) > rank_tol * np.linalg.norm(corr):
+    if not 1.0 / squared_norm(inverse) > rank_tol * np.linalg.norm(corr):
         return None
     return CholeskyBasis(factor, inverse, scale, backend)
 
@@ -163,7 +169,7 @@ def gram_has_full_rank(gram: np.ndarray, scale: np.ndarray, rank_tol: float, bac
     if factors is None:
         return False
     inverse = factors[1]
-    lower = (scale.min() / scale.max()) ** 2 / np.vdot(inverse, inverse)
+    lower = (scale.min() / scale.max()) ** 2 / squared_norm(inverse)
     return bool(lower > rank_tol * np.linalg.norm(gram))
 
 
@@ -309,7 +315,8 @@ class LayerFactors:
                     gram, data, self.rank_tol, scale, self.backend
                 )
             elif standardized:
-                corr = self.cov / np.outer(scale, scale)
+                corr = np.outer(scale, scale)  # D⁻¹ XᵀX D⁻¹ in one new p × p array
+                np.divide(self.cov, corr, out=corr)
                 cache[standardized] = cholesky_basis(
                     corr, scale, self.rank_tol, self.backend
                 ) or Basis.from_cov(corr, self.rank_tol, scale, self.backend)
