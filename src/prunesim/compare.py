@@ -155,14 +155,8 @@ class _StoreSide:
             keep = int(live.sum()) > rows or (
                 settings.needs_kernel and rows <= settings.rbf_max_samples
             )
-            rep.accumulator = LayerAccumulator(
-                rep.moments.mean,
-                live,
-                keep_data=keep,
-                float32_products=settings.float32_products,
-                backend=settings.backend,
-                total_rows=rows,
-                buffer=rep.moments.take_buffer(),
+            rep.accumulator = rep.moments.accumulator(
+                live, keep, settings.float32_products, settings.backend
             )
 
 

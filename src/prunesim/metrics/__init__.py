@@ -28,7 +28,6 @@ from prunesim.metrics.factors import (
 )
 from prunesim.metrics.stats import (
     DEAD_TOL,
-    LayerAccumulator,
     first_pass,
     product,
     row_blocks,
@@ -321,17 +320,7 @@ def pair_factors(
         moments = first_pass(blocks)
         live = moments.live(dead_tol)
         keep = keep_data or int(live.sum()) > moments.n
-        accumulators.append(
-            LayerAccumulator(
-                moments.mean,
-                live,
-                keep,
-                float32_products,
-                backend,
-                moments.n,
-                buffer=moments.take_buffer(),
-            )
-        )
+        accumulators.append(moments.accumulator(live, keep, float32_products, backend))
     acc_x, acc_y = accumulators
     if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")

@@ -67,7 +67,6 @@ class ColumnMoments:
     n: int = 0
     mean: np.ndarray = field(init=False)
     m2: np.ndarray = field(init=False)
-
     buffer: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,10 +87,19 @@ class ColumnMoments:
         self.m2 += chunk_m2 + delta**2 * (self.n * k / total)
         self.n = total
 
-    def take_buffer(self) -> np.ndarray | None:
-        """Hand the chunk buffer on (to pass 2's accumulator): memory already paged in."""
+    def accumulator(
+        self,
+        live: np.ndarray,
+        keep_data: bool,
+        float32_products: bool = False,
+        backend=NUMPY,
+    ) -> LayerAccumulator:
+        """Pass 2 for this representation, with its means and row count. The chunk buffer
+        goes with it: memory already paged in."""
         buffer, self.buffer = self.buffer, None
-        return buffer
+        return LayerAccumulator(
+            self.mean, live, keep_data, float32_products, backend, self.n, buffer=buffer
+        )
 
     def live(self, dead_tol: float = DEAD_TOL) -> np.ndarray:
         """Neurons with non-negligible variance: above ``dead_tol`` × the layer's largest std,
@@ -213,15 +221,7 @@ def stats_from_array(
     live = moments.live(dead_tol)
     if keep_data is None:
         keep_data = int(live.sum()) > moments.n
-    acc = LayerAccumulator(
-        moments.mean,
-        live,
-        keep_data,
-        float32_products,
-        backend,
-        moments.n,
-        buffer=moments.take_buffer(),
-    )
+    acc = moments.accumulator(live, keep_data, float32_products, backend)
     for block in blocks:
         acc.add(acc.centred(block))
     return acc.result()
