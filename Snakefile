@@ -6,7 +6,7 @@ Run another config:        snakemake --cores all --configfile config/smoke.yaml
 
 from snakemake.exceptions import WorkflowError
 
-from prunesim.config import ConfigError, load_schema, validate
+from prunesim.config import ConfigError, check_device_visible, load_schema, validate
 
 # A --configfile replaces the embedded default rather than merging into it, so that a smoke
 # or paper config never inherits the default experiment.
@@ -19,6 +19,17 @@ try:
     validate(config, load_schema(workflow.source_path("config/config.schema.yaml")))
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
+
+
+# Before the first job (and so before Snakemake removes any job's old outputs): the jobs of a
+# local run run on this machine, so a GPU that it cannot see would fail every one of them. A
+# cluster run's jobs see their node's GPUs instead; a dry run runs nothing.
+onstart:
+    if workflow.local_exec:
+        try:
+            check_device_visible(config["device"])
+        except ConfigError as err:
+            raise WorkflowError(f"invalid configuration: {err}") from None
 
 
 wildcard_constraints:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -209,8 +210,40 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
             "experiments.exp1.pruning.epruner.betas.1",
             "a positive preference scale beta",
         ),
+        ({"train": {"epochs": 1.0}}, "experiments.exp1.train.epochs", "1.0 is a float, not an"),
+        (
+            {"dataset": {"name": "mnist5k", "probe_size": 128.0}},
+            "experiments.exp1.dataset.probe_size",
+            "128.0 is a float, not an integer (write 128)",
+        ),
+        (
+            {"activations": {"batch_size": 64.0}},
+            "experiments.exp1.activations.batch_size",
+            "64.0 is a float",
+        ),
+        ({"seeds": [0.0]}, "experiments.exp1.seeds.0", "a non-negative integer seed"),
+        ({"pruning": {"rate": math.nan}}, "experiments.exp1.pruning.rate", "nan is not a finite"),
+        ({"train": {"lr": math.inf}}, "experiments.exp1.train.lr", "inf is not a finite number"),
+        (
+            {"train": {"weight_decay": -math.inf}},
+            "experiments.exp1.train.weight_decay",
+            "-inf is not a finite number",
+        ),
+        (
+            {"similarity": {"rbf_sigma": math.nan}},
+            "experiments.exp1.similarity.rbf_sigma",
+            "nan is not a finite number",
+        ),
     ],
     ids=[
+        "epochs_float",
+        "probe_size_float",
+        "activation_batch_float",
+        "seed_float",
+        "rate_nan",
+        "lr_inf",
+        "weight_decay_minus_inf",
+        "rbf_sigma_nan",
         "rate",
         "epochs",
         "metric",

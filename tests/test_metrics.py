@@ -497,10 +497,17 @@ def test_debiased_cka_needs_four_samples(rng):
 
 # --- inputs -----------------------------------------------------------------------------------
 
+# Machine epsilons as Python floats: pytest.approx takes only Python numbers as tolerances.
 DTYPES = {
-    "numpy_float32": (lambda a: a.astype(np.float32), np.finfo(np.float32).eps),
-    "torch_float32": (lambda a: torch.tensor(a, dtype=torch.float32), np.finfo(np.float32).eps),
-    "torch_float16": (lambda a: torch.tensor(a, dtype=torch.float16), np.finfo(np.float16).eps),
+    "numpy_float32": (lambda a: a.astype(np.float32), float(np.finfo(np.float32).eps)),
+    "torch_float32": (
+        lambda a: torch.tensor(a, dtype=torch.float32),
+        float(np.finfo(np.float32).eps),
+    ),
+    "torch_float16": (
+        lambda a: torch.tensor(a, dtype=torch.float16),
+        float(np.finfo(np.float16).eps),
+    ),
 }
 
 
@@ -748,3 +755,63 @@ def test_chunks_centred_in_a_reused_buffer_accumulate_the_whole_centred_data(
         np.testing.assert_allclose(result.data, expected, rtol=1e-12, atol=1e-14)
     else:
         np.testing.assert_allclose(result.cov, expected.T @ expected, rtol=1e-12, atol=1e-13)
+
+
+# --- what is not an activation matrix, non-finite values, extreme scales ----------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda rng: np.zeros((0, 3)), "at least one sample and one neuron"),
+        (lambda rng: np.zeros((5, 0)), "at least one sample and one neuron"),
+        (lambda rng: np.array([["a", "b"], ["c", "d"]]), "real numbers, got dtype <U1"),
+        (lambda rng: np.array([[1, None], [2, 3]], dtype=object), "real numbers, got dtype object"),
+        (lambda rng: rng.standard_normal((6, 2)) + 1j, "real numbers, got dtype complex128"),
+        (lambda rng: torch.ones(6, 2, dtype=torch.complex64), "real numbers, got torch.complex64"),
+        (lambda rng: rng.standard_normal(6), "2-D n × p array"),
+    ],
+    ids=["no_rows", "no_columns", "strings", "objects", "complex", "torch_complex", "vector"],
+)
+def test_what_is_not_an_activation_matrix_raises_naming_what_is_wrong(make, match, rng):
+    bad = make(rng)
+    with pytest.raises(ValueError, match=match):
+        similarity(bad, bad, "cka_linear")
+
+
+def test_different_row_counts_raise_before_any_work(rng):
+    with pytest.raises(ValueError, match="different sample counts: 6 and 5"):
+        similarity(rng.standard_normal((6, 2)), rng.standard_normal((5, 2)), "nbs")
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_input_gives_nan_with_its_own_reason(metric, value, rng):
+    x, y = _related(rng, 60, 5, 4)
+    x[7, 2] = value
+    for first, second, side in ((x, y, "first"), (y, x, "second")):
+        result = similarity(first, second, metric)
+        assert math.isnan(result)
+        assert result.reason == (
+            f"{side} representation has non-finite values (NaN or infinity) in 1 neuron"
+        )
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e-80, 1e76, 1e150, 1e300])
+def test_metrics_are_invariant_to_scale_across_the_float64_range(metric, scale, rng):
+    x, y = _related(rng, 80, 6, 5)
+    reference = similarity(x, y, metric)
+    assert similarity(x * scale, y, metric) == pytest.approx(reference, abs=1e-12)
+    assert similarity(x, y * scale, metric) == pytest.approx(reference, abs=1e-12)
+    assert similarity(x * scale, y * scale, metric) == pytest.approx(reference, abs=1e-12)
+
+
+def test_similarity_is_a_float_that_carries_the_reason_of_a_nan(rng):
+    x = rng.standard_normal((20, 3))
+    defined = similarity(x, x, "cka_linear")
+    assert isinstance(defined, float) and defined == pytest.approx(1.0) and defined.reason == ""
+    undefined = similarity(np.ones((20, 3)), x, "cka_linear")
+    assert math.isnan(undefined)
+    assert undefined.reason == "first representation is constant (all 3 neurons dead)"
+    assert "constant" in repr(undefined)

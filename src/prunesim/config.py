@@ -7,6 +7,7 @@ path) and what was expected, before any job runs.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -34,6 +35,43 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _is_integer(checker, instance) -> bool:
+    """An int, not a bool and not a float: JSON Schema counts 1.0 as an integer, but an epoch
+    count or a seed of 1.0 crashes the job that receives it (``range(1.0)``)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_finite_number(checker, instance) -> bool:
+    """A finite int or float: NaN passes every bound (all its comparisons are false) and
+    infinity is never a meaningful setting, so neither may reach a job."""
+    if isinstance(instance, bool) or not isinstance(instance, int | float):
+        return False
+    return math.isfinite(instance)
+
+
+def _strict(validator_class):
+    """``validator_class`` whose ``integer`` excludes floats and ``number`` non-finite values."""
+    checker = validator_class.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_finite_number}
+    )
+    return jsonschema.validators.extend(validator_class, type_checker=checker)
+
+
+def _describe(error) -> str:
+    """jsonschema's message, said plainly for the values the strict types reject."""
+    value = error.instance
+    if error.validator == "type" and isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if "integer" in error.validator_value:
+            return (
+                f"{value!r} is a float, not an integer (write {int(value)})"
+                if value.is_integer()
+                else f"{value!r} is not an integer"
+            )
+    return error.message
+
+
 def _dotted(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
@@ -44,14 +82,14 @@ def load_schema(path: str | os.PathLike[str]) -> dict:
 
 def validate(config: dict, schema: dict) -> dict:
     """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError`."""
-    validator_class = _with_defaults(jsonschema.Draft202012Validator)
+    validator_class = _with_defaults(_strict(jsonschema.Draft202012Validator))
     validator = validator_class(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         expected = error.schema.get("description") if isinstance(error.schema, dict) else None
         if error.validator == "additionalProperties":
             expected = "only the keys documented in config/README.md"
-        message = f"config key {_dotted(error.absolute_path)}: {error.message}"
+        message = f"config key {_dotted(error.absolute_path)}: {_describe(error)}"
         if expected:
             message += f" (expected {expected})"
         raise ConfigError(message)
@@ -137,4 +175,24 @@ def _check_block_removal(key: str, exp: dict, channels: int, height: int, classe
             f"config key {key}.pruning.cka_layers.blocks: {blocks}, but {exp['model']!r} has "
             f"only {len(removable)} removable (non-downsampling) blocks (expected at most "
             f"{len(removable)})"
+        )
+
+
+def check_device_visible(device: str) -> None:
+    """A :class:`ConfigError` when ``device`` names a CUDA GPU that this machine cannot see.
+
+    Run where the jobs run (a local run), before any job: otherwise every job would fail only
+    after Snakemake had removed its previous outputs. ``auto`` and ``cpu`` always pass.
+    """
+    if not device.startswith("cuda"):
+        return
+    import torch  # only for a CUDA config: the check needs the driver
+
+    index = int(device.partition(":")[2] or 0)
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if index >= visible:
+        raise ConfigError(
+            f"config key device: {device!r}, but this machine sees "
+            f"{'no CUDA GPU' if visible == 0 else f'{visible} CUDA GPU(s)'} (expected 'cpu' or "
+            "'auto' here, or run the jobs where the GPU is, e.g. --workflow-profile profiles/slurm)"
         )

@@ -28,6 +28,7 @@ from prunesim.metrics.factors import (
 )
 from prunesim.metrics.stats import (
     DEAD_TOL,
+    as_matrix,
     first_pass,
     product,
     row_blocks,
@@ -77,6 +78,12 @@ def _nan(reason: str) -> MetricResult:
 
 
 def _undefined(pair: PairFactors) -> MetricResult | None:
+    for side, layer in (("first", pair.a), ("second", pair.b)):
+        if layer.nonfinite:
+            return _nan(
+                f"{side} representation has non-finite values (NaN or infinity) in "
+                f"{layer.nonfinite} neuron{'s' if layer.nonfinite != 1 else ''}"
+            )
     for side, layer in (("first", pair.a), ("second", pair.b)):
         if layer.constant:
             return _nan(f"{side} representation is constant (all {layer.dead} neurons dead)")
@@ -298,6 +305,21 @@ def layer_factors(
     return LayerFactors(stats, rank_tol)
 
 
+# Every metric is invariant to scaling either representation, and the fourth powers in CKA's
+# norms overflow above ~1e76 and underflow below ~1e-77 in float64: data whose largest
+# magnitude lies outside this range is scaled by a power of two first (exact, no rounding).
+_SAFE_PEAK = (2.0**-200, 2.0**200)
+
+
+def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
+    """``x`` itself, or ``x × 2^-e`` with its largest magnitude brought near 1 when it lies
+    outside the range in which the metrics' float64 products neither overflow nor underflow."""
+    peak = float(np.max(np.abs(x))) if x.dtype != np.bool_ else 1.0
+    if not math.isfinite(peak) or peak == 0.0 or _SAFE_PEAK[0] <= peak <= _SAFE_PEAK[1]:
+        return x  # non-finite data is reported by pass 1, all-zero data is constant
+    return np.ldexp(np.asarray(x, dtype=np.float64), -math.frexp(peak)[1])
+
+
 def pair_factors(
     X,
     Y,
@@ -314,6 +336,9 @@ def pair_factors(
     both keep their data. ``float32_products``: see :func:`prunesim.metrics.stats.product`;
     ``device``: where the linear algebra runs, see :mod:`prunesim.metrics.backend`."""
     backend = get_backend(device)
+    X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
+    if len(X) != len(Y):
+        raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
     blocks_x, blocks_y = row_blocks(X), row_blocks(Y)
     accumulators = []
     for blocks in (blocks_x, blocks_y):
@@ -322,8 +347,6 @@ def pair_factors(
         keep = keep_data or int(live.sum()) > moments.n
         accumulators.append(moments.accumulator(live, keep, float32_products, backend))
     acc_x, acc_y = accumulators
-    if sum(len(b) for b in blocks_x) != sum(len(b) for b in blocks_y):
-        raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
     cross = None
     for block_x, block_y in zip(blocks_x, blocks_y, strict=True):
         cx, cy = acc_x.centred(block_x), acc_y.centred(block_y)
@@ -343,6 +366,20 @@ def pair_factors(
     )
 
 
+class Similarity(float):
+    """A metric's value: a float, with ``reason`` saying why it is NaN (empty when defined)."""
+
+    reason: str
+
+    def __new__(cls, value: float, reason: str = "") -> Similarity:
+        obj = super().__new__(cls, value)
+        obj.reason = reason if math.isnan(value) else ""
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Similarity(nan, reason={self.reason!r})" if self.reason else float.__repr__(self)
+
+
 def similarity(
     X,
     Y,
@@ -352,8 +389,12 @@ def similarity(
     float32_products: bool = False,
     device: str = "cpu",
     **options,
-) -> float:
+) -> Similarity:
     """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples).
+
+    Returns a float; when it is NaN (a constant layer, a degenerate CCA, non-finite input),
+    its ``reason`` attribute says why. Arrays that are not activation matrices (empty,
+    complex, non-numeric, different row counts) raise ValueError.
 
     ``options`` are :class:`MetricOptions` fields (e.g. ``svcca_variance=0.99``).
     ``float32_products`` forms the data's products in float32 blocks summed in float64
@@ -366,7 +407,8 @@ def similarity(
     pair = pair_factors(
         X, Y, dead_tol, rank_tol, keep, float32_products=float32_products, device=device
     )
-    return evaluate(pair, metric, opts).value
+    result = evaluate(pair, metric, opts)
+    return Similarity(result.value, result.reason)
 
 
 __all__ = [
@@ -375,6 +417,7 @@ __all__ = [
     "METRICS",
     "RANK_TOL",
     "REGISTRY",
+    "Similarity",
     "LayerFactors",
     "Metric",
     "MetricOptions",

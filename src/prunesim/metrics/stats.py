@@ -36,12 +36,22 @@ def product(a: np.ndarray, b: np.ndarray, float32: bool = False, backend=NUMPY) 
 
 
 def as_matrix(x) -> np.ndarray:
-    """numpy or torch ``n × p`` array (any dtype) -> numpy array, checked to be 2-D."""
+    """numpy or torch ``n × p`` array of real numbers -> numpy array; a ValueError for
+    anything that is not an activation matrix (wrong rank, empty, complex, non-numeric)."""
     if hasattr(x, "detach"):  # torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
+        if x.dtype.is_complex:
+            raise ValueError(f"a representation must hold real numbers, got {x.dtype}")
+        x = x.detach().cpu()
+        x = x.float().numpy() if x.dtype.is_floating_point and x.element_size() < 4 else x.numpy()
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
+    if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ValueError(f"a representation must hold real numbers, got dtype {x.dtype}")
+    if 0 in x.shape:
+        raise ValueError(
+            f"a representation needs at least one sample and one neuron, got shape {x.shape}"
+        )
     return x
 
 
@@ -67,11 +77,15 @@ class ColumnMoments:
     n: int = 0
     mean: np.ndarray = field(init=False)
     m2: np.ndarray = field(init=False)
+    # Neurons holding a NaN or an infinity somewhere: their chunk mean is not finite, so the
+    # check costs nothing beyond the mean that pass 1 computes anyway.
+    nonfinite: np.ndarray = field(init=False)
     buffer: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.mean = np.zeros(self.p)
         self.m2 = np.zeros(self.p)
+        self.nonfinite = np.zeros(self.p, dtype=bool)
 
     def add(self, chunk: np.ndarray) -> None:
         chunk = as_matrix(chunk)
@@ -79,6 +93,11 @@ class ColumnMoments:
         if k == 0:
             return
         chunk_mean = chunk.mean(axis=0, dtype=np.float64)
+        bad = ~np.isfinite(chunk_mean)
+        if bad.any():  # keep the statistics finite: those neurons are reported, not used
+            self.nonfinite |= bad
+            chunk = np.where(bad, 0.0, chunk)
+            chunk_mean = np.where(bad, 0.0, chunk_mean)
         deviation, self.buffer = centre_into(chunk, chunk_mean, self.buffer)
         chunk_m2 = np.einsum("ij,ij->j", deviation, deviation)
         total = self.n + k
@@ -98,13 +117,20 @@ class ColumnMoments:
         goes with it: memory already paged in."""
         buffer, self.buffer = self.buffer, None
         return LayerAccumulator(
-            self.mean, live, keep_data, float32_products, backend, self.n, buffer=buffer
+            self.mean,
+            live & ~self.nonfinite,
+            keep_data,
+            float32_products,
+            backend,
+            self.n,
+            buffer=buffer,
+            nonfinite=int(self.nonfinite.sum()),
         )
 
     def live(self, dead_tol: float = DEAD_TOL) -> np.ndarray:
         """Neurons with non-negligible variance: above ``dead_tol`` × the layer's largest std,
         and above the rounding residue that centring leaves on a constant neuron."""
-        std = np.sqrt(self.m2 / max(self.n, 1))
+        std = np.where(self.nonfinite, 0.0, np.sqrt(self.m2 / max(self.n, 1)))
         largest = std.max(initial=0.0)
         return (std > dead_tol * largest) & (std > CONSTANT_RTOL * np.abs(self.mean))
 
@@ -121,6 +147,7 @@ class LayerStats:
     row_sq: np.ndarray  # ‖x_i‖² of each centred sample
     float32_products: bool = False  # products of the data in float32, summed in float64
     backend: object = NUMPY  # where the heavy linear algebra runs (prunesim.metrics.backend)
+    nonfinite: int = 0  # neurons with a NaN or an infinity: every metric of the layer is NaN
 
     @property
     def p(self) -> int:
@@ -144,6 +171,7 @@ class LayerAccumulator:
     rows: list = field(default_factory=list)
     row_sq: list = field(default_factory=list)
     buffer: np.ndarray | None = field(default=None, repr=False)
+    nonfinite: int = 0  # from pass 1; those neurons are excluded from ``live``
 
     def centred(self, chunk: np.ndarray) -> np.ndarray:
         """The chunk's live neurons, centred with the pass-1 means (float64). A view of this
@@ -188,9 +216,17 @@ class LayerAccumulator:
         if not self.keep_data:
             cov = self.cov if self.cov is not None else np.zeros((p, p))
         row_sq = np.concatenate(self.row_sq) if self.row_sq else np.zeros(0)
-        dead = int((~self.live).sum())
+        dead = int((~self.live).sum()) - self.nonfinite
         return LayerStats(
-            self.n, live_mean, dead, cov, data, row_sq, self.float32_products, self.backend
+            self.n,
+            live_mean,
+            dead,
+            cov,
+            data,
+            row_sq,
+            self.float32_products,
+            self.backend,
+            self.nonfinite,
         )
 
 
