@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 import torch
+import xarray as xr
 import zarr
 from torch import nn
 from zarr.codecs import BloscCodec
 
 from prunesim.activations import (
     FORMAT,
+    DamagedStoreError,
     IncompleteStoreError,
     extract_activations,
     open_activations,
@@ -59,7 +64,7 @@ def test_arrays_are_chunked_by_batch_along_samples_and_compressed(extracted):
     store = open_activations(path)
     assert store.chunk_size() == BATCH
     for layer in layers:
-        array = store.array(layer)
+        array = store.group[layer]
         assert array.chunks == (BATCH, *array.shape[1:])
         assert any(isinstance(c, BloscCodec) for c in array.compressors)
         assert array.attrs["layer"] == layer
@@ -131,11 +136,6 @@ def test_open_activations_refuses_a_folder_that_is_not_a_store(tmp_path):
         open_activations(tmp_path / "plain")
 
 
-def test_open_activations_of_a_missing_path_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.zarr"):
-        open_activations(tmp_path / "missing.zarr")
-
-
 class FailsOnSecondBatch(nn.Module):
     """A tiny model whose forward raises on its second call."""
 
@@ -181,3 +181,86 @@ def test_unknown_layer_raises_and_writes_nothing(tmp_path):
         extract_activations(model, ["fc", "nope"], torch.randn(4, 4), tmp_path / "s.zarr")
     assert list(tmp_path.iterdir()) == []
     assert model.calls == 0
+
+
+# --- integrity: a store is read only as its manifest records it -------------------------------
+
+
+@pytest.fixture
+def store_copy(extracted, tmp_path):
+    """A private copy of the extracted store, to damage."""
+    _, _, layers, path = extracted
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(path, copy)
+    return copy, layers
+
+
+def _chunk_files(store, layer):
+    return sorted(p for p in (store / layer / "c").rglob("*") if p.is_file())
+
+
+def test_deleted_chunk_is_refused_naming_the_layer_and_samples_never_read_as_fill(store_copy):
+    store, _ = store_copy
+    _chunk_files(store, "relu1")[1].unlink()
+    opened = open_activations(store)  # opening is cheap; the chunk is checked when read
+    with pytest.raises(DamagedStoreError, match="layer 'relu1', samples 32-63: chunk is missing"):
+        opened.load("relu1")
+    assert opened.read("relu1", 0, 32).shape[0] == 32  # the intact chunk still reads
+
+
+def test_chunk_with_changed_values_is_refused(store_copy, extracted):
+    store, _ = store_copy
+    group = zarr.open_group(store, mode="r+")
+    values = group["fc3"][0:32]
+    values[3, 2] += 1.0
+    group["fc3"][0:32] = values  # a valid chunk, but not the one extracted
+    with pytest.raises(DamagedStoreError, match="'fc3', samples 0-31: chunk is damaged"):
+        open_activations(store).load("fc3")
+
+
+def test_truncated_chunk_file_is_refused_with_the_path(store_copy):
+    store, _ = store_copy
+    chunk = _chunk_files(store, "pool2")[0]
+    chunk.write_bytes(chunk.read_bytes()[:20])
+    with pytest.raises(DamagedStoreError, match="copy.zarr.*'pool2', samples 0-31: chunk cannot"):
+        open_activations(store).load("pool2")
+
+
+def test_array_of_another_shape_than_the_manifest_is_refused_on_open(store_copy):
+    store, _ = store_copy
+    group = zarr.open_group(store, mode="r+")
+    del group["relu3"]
+    group.create_array("relu3", shape=(N, 3), chunks=(BATCH, 3), dtype="float32")
+    with pytest.raises(IncompleteStoreError, match="layer 'relu3' has shape \\(70, 3\\)"):
+        open_activations(store)
+
+
+def test_deleted_array_is_refused_on_open(store_copy):
+    store, _ = store_copy
+    shutil.rmtree(store / "relu4")
+    with pytest.raises(IncompleteStoreError, match="layer 'relu4' is in the manifest"):
+        open_activations(store)
+
+
+def test_missing_store_and_folder_that_is_not_a_store_are_refused(tmp_path):
+    with pytest.raises(IncompleteStoreError, match="does not exist"):
+        open_activations(tmp_path / "absent.zarr")
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(IncompleteStoreError, match="empty.zarr"):
+        open_activations(tmp_path / "empty.zarr")
+
+
+def test_reads_across_chunk_boundaries_equal_the_whole_array(extracted):
+    _, _, _, path = extracted
+    store = open_activations(path)
+    whole = store.load("relu2")
+    for start, stop in ((0, 70), (5, 40), (31, 33), (64, 70), (40, 41)):
+        np.testing.assert_array_equal(store.read("relu2", start, stop), whole[start:stop])
+
+
+def test_store_opens_with_xarray_with_named_dimensions(extracted):
+    _, _, _, path = extracted
+    ds = xr.open_zarr(path, consolidated=False)
+    assert ds["relu1"].dims == ("sample", "relu1_channel", "relu1_height", "relu1_width")
+    assert ds["fc3"].dims == ("sample", "fc3_feature")
+    np.testing.assert_array_equal(ds["pool2"].values, open_activations(path).load("pool2"))

@@ -123,7 +123,7 @@ def _chunks(
     Two stores are read with the same step so that their blocks hold the same samples."""
     step = step or store.chunk_size()
     for start in range(0, store.n, step):
-        yield {layer: store.array(layer)[start : start + step] for layer in layers}
+        yield {layer: store.read(layer, start, start + step) for layer in layers}
 
 
 @dataclass
@@ -135,7 +135,7 @@ class _StoreSide:
     def __post_init__(self) -> None:
         for view in self.views:
             for layer in self.store.layers:
-                spatial = tuple(self.store.array(layer).shape[2:])
+                spatial = self.store.shape(layer)[2:]
                 self.reps[layer, view] = _Representation(layer, view, spatial)
 
     def first_pass(self) -> None:

@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 
+class InputFileError(RuntimeError):
+    """A file or store that a job reads is missing, incomplete, damaged or not what the job
+    expects. The message is one line that names the path and what is wrong: the job stops
+    rather than turn a damaged input into numbers."""
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; move it onto ``target`` only on success.
@@ -70,7 +76,19 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    return json.loads(Path(path).read_text())
+    """Parsed JSON of ``path``; an :class:`InputFileError` naming the file and the line of a
+    syntax error, or saying that it is missing or not text."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: file does not exist") from None
+    except json.JSONDecodeError as err:
+        raise InputFileError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+            "the file is damaged: delete it and rerun the job that writes it"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}: not a text (JSON) file; it is damaged") from None
 
 
 def code_digest(*modules: str) -> str:
