@@ -4,9 +4,13 @@ Run the embedded default:  snakemake --cores all
 Run another config:        snakemake --cores all --configfile config/smoke.yaml
 """
 
+import sys
+
 from snakemake.exceptions import WorkflowError
 
 from prunesim.config import ConfigError, check_device_visible, load_schema, validate
+from prunesim.integrity import check_files
+from prunesim.io import remove_stale_temporaries
 
 # A --configfile replaces the embedded default rather than merging into it, so that a smoke
 # or paper config never inherits the default experiment.
@@ -21,15 +25,20 @@ except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
 
-# Before the first job (and so before Snakemake removes any job's old outputs): the jobs of a
-# local run run on this machine, so a GPU that it cannot see would fail every one of them. A
-# cluster run's jobs see their node's GPUs instead; a dry run runs nothing.
+# Before the first job, and so before Snakemake removes any job's old outputs: a GPU that
+# the jobs of a local run cannot see (a cluster run's jobs see their node's GPUs instead; a
+# dry run runs nothing), and damaged files that the jobs would read.
 onstart:
     if workflow.local_exec:
         try:
             check_device_visible(config["device"])
         except ConfigError as err:
             raise WorkflowError(f"invalid configuration: {err}") from None
+    for path in remove_stale_temporaries(RESULTS):
+        print(f"removed {path}, left by a job that was killed", file=sys.stderr)
+    damaged = check_files(files_read_not_rewritten(workflow.dag.needrun_jobs()))
+    if damaged:
+        raise WorkflowError("\n".join(f"damaged input: {line}" for line in damaged))
 
 
 wildcard_constraints:
@@ -50,9 +59,10 @@ include: "rules/similarity.smk"
 include: "rules/figures.smk"
 
 
-# The default target: every experiment's aggregated similarity Dataset and figures.
+# The default target: every output the README lists (each model's files, the comparisons,
+# the aggregates) and every figure.
 rule all:
     default_target: True
     input:
         rules.paper.input,
-        aggregate_outputs(),
+        every_output(),

@@ -16,6 +16,8 @@ rule extract_activations:
         gpu=GPUS,
     params:
         batch_size=lambda wc: experiment(wc)["activations"]["batch_size"],
+        model=lambda wc: experiment(wc)["model"],
+        expect=expected_provenance,
         device=config["device"],
         code=CODE["extract"],
     script:

@@ -1,6 +1,7 @@
 """Helpers shared by the rule files (config lookups, output paths, code digests)."""
 
 from prunesim.io import code_digest
+from prunesim.stages import model_identity
 
 RESULTS = "results"
 FIGURES = f"{RESULTS}/figures"
@@ -36,7 +37,7 @@ CODE = {
         "prunesim.stages.similarity", "prunesim.compare", "prunesim.metrics"
     ),
     "aggregate": code_digest("prunesim.stages.similarity", "prunesim.aggregate"),
-    "figures": code_digest("prunesim.figures"),
+    "figures": code_digest("prunesim.stages.figures", "prunesim.figures"),
 }
 
 
@@ -93,15 +94,43 @@ def seed_pairs(exp):
     ]
 
 
+def seed_pair_file(exp, pair):
+    return f"{RESULTS}/{exp}/seeds/seed{pair['seed_a']}_vs_seed{pair['seed_b']}/similarity.nc"
+
+
 def seed_pair_files(wildcards):
-    return [
-        f"{RESULTS}/{wildcards.exp}/seeds/seed{p['seed_a']}_vs_seed{p['seed_b']}/similarity.nc"
-        for p in seed_pairs(wildcards.exp)
-    ]
+    return [seed_pair_file(wildcards.exp, p) for p in seed_pairs(wildcards.exp)]
 
 
 def aggregate_outputs():
     return expand(f"{RESULTS}/{{exp}}/similarity.nc", exp=list(config["experiments"]))
+
+
+MODEL_FILES = (
+    "model.pt",
+    "mask.pt",
+    "metrics.json",
+    "activations.zarr",
+    "similarity.nc",
+)
+
+
+def every_output():
+    """Every file the README lists, per experiment: the prepared data, each model's files,
+    the seed-pair comparisons and the aggregate. As targets of `all`, a deleted one is
+    rebuilt by the same command instead of being a forgotten intermediate."""
+    files = aggregate_outputs()
+    for exp in config["experiments"]:
+        files.append(f"{RESULTS}/{exp}/data.npz")
+        folders = {
+            model_dir(exp, m["seed"], m["method"], m["round"])
+            for m in experiment_models(exp)
+        }
+        files += [
+            f"{folder}/{name}" for folder in sorted(folders) for name in MODEL_FILES
+        ]
+        files += [seed_pair_file(exp, p) for p in seed_pairs(exp)]
+    return files
 
 
 def previous_round(method):
@@ -115,6 +144,14 @@ def previous_round(method):
         return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
 
     return inputs
+
+
+def expected_provenance(wildcards):
+    """What the checkpoint of the model in ``{model}`` (dense or METHOD/roundR) must say of
+    itself, so that extraction refuses a model.pt of another experiment, seed or method.
+    """
+    method, _, round_ = wildcards.model.partition("/round")
+    return model_identity(wildcards.exp, int(wildcards.seed), method, int(round_ or 0))
 
 
 def dense_model(wildcards):
@@ -149,3 +186,10 @@ def paper_figures():
             f"{FIGURES}/{exp}/accuracy_vs_sparsity.{{ext}}", ext=["pdf", "png"]
         )
     return files
+
+
+def files_read_not_rewritten(jobs):
+    """Input files of ``jobs`` that none of them writes: what this run reads as it is."""
+    jobs = list(jobs)
+    written = {str(f) for job in jobs for f in job.output}
+    return sorted({str(f) for job in jobs for f in job.input} - written)

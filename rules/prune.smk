@@ -22,6 +22,7 @@ rule prune_imp:
         train=lambda wc: experiment(wc)["train"],
         rate=lambda wc: experiment(wc)["pruning"]["rate"],
         scope=lambda wc: experiment(wc)["pruning"]["scope"],
+        model=lambda wc: experiment(wc)["model"],
         device=config["device"],
         code=CODE["train"],
     script:
@@ -53,6 +54,7 @@ rule prune_random:
         gpu=GPUS,
     params:
         train=lambda wc: experiment(wc)["train"],
+        model=lambda wc: experiment(wc)["model"],
         device=config["device"],
         code=CODE["train"],
     script:
@@ -87,6 +89,7 @@ rule prune_epruner:
             "finetune_epochs"
         ],
         prune_output_layer=lambda wc: experiment(wc)["pruning"]["prune_output_layer"],
+        model=lambda wc: experiment(wc)["model"],
         device=config["device"],
         code=CODE["train"],
     script:
@@ -124,6 +127,7 @@ rule prune_cka_layers:
             "criterion_samples"
         ],
         prune_output_layer=lambda wc: experiment(wc)["pruning"]["prune_output_layer"],
+        model=lambda wc: experiment(wc)["model"],
         device=config["device"],
         code=CODE["train"],
     script:

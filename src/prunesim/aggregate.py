@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from prunesim.io import read_json
+from prunesim.io import read_json, read_netcdf
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,7 @@ class SeedPairResult:
 def _seed_similarity(pairs: list[SeedPairResult]) -> xr.Dataset:
     parts = []
     for pair in pairs:
-        with xr.open_dataset(pair.similarity, engine="netcdf4") as ds:
-            loaded = ds[["similarity", "nan_reason"]].load()
+        loaded = read_netcdf(pair.similarity)[["similarity", "nan_reason"]]
         parts.append(loaded.expand_dims(seed_pair=[f"{pair.seed_a}-{pair.seed_b}"]))
     combined = xr.concat(parts, dim="seed_pair")
     combined = combined.rename(similarity="seed_similarity", nan_reason="seed_nan_reason")
@@ -63,6 +62,12 @@ def _layer_order(parts: list[xr.Dataset], dim: str) -> list[str]:
     for ds in sorted(parts, key=lambda ds: -ds.sizes[dim]):
         names += [name for name in ds[dim].values.tolist() if name not in names]
     return names
+
+
+def _with_object_layers(ds: xr.Dataset) -> xr.Dataset:
+    """Layer coordinates as Python strings: a fixed-width string dtype (from netCDF) sized by
+    one model's names would cut another model's longer names when they are combined."""
+    return ds.assign_coords({dim: ds[dim].values.astype(object) for dim in ("layer_a", "layer_b")})
 
 
 def _fractions(info: dict) -> tuple[float, float]:
@@ -87,10 +92,7 @@ def aggregate(
     seeds = sorted({r.seed for r in results})
     methods = sorted({r.method for r in results})
     rounds = sorted({r.round for r in results})
-    loaded = []
-    for r in results:
-        with xr.open_dataset(r.similarity, engine="netcdf4") as ds:
-            loaded.append(ds.load())
+    loaded = [_with_object_layers(read_netcdf(r.similarity)) for r in results]
     layers = {dim: _layer_order(loaded, dim) for dim in ("layer_a", "layer_b")}
     shape = (len(seeds), len(methods), len(rounds))
     coords = {

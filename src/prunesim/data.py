@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunesim.io import atomic_path
+from prunesim.io import InputFileError, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,22 @@ def prepare(settings: DataSettings, path) -> None:
 
 
 def load_prepared(path) -> tuple[Splits, np.ndarray]:
-    """The splits and probe indices written by :func:`prepare`."""
-    with np.load(path) as f:
-        splits = Splits(f["train_x"], f["train_y"], f["test_x"], f["test_y"], int(f["num_classes"]))
-        return splits, f["probe"]
+    """The splits and probe indices written by :func:`prepare`; an ``InputFileError`` naming
+    the file when it is missing, truncated or damaged (each array's CRC-32 is checked as it
+    is read) or lacks an array."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            splits = Splits(
+                f["train_x"], f["train_y"], f["test_x"], f["test_y"], int(f["num_classes"])
+            )
+            return splits, f["probe"]
+    except FileNotFoundError:
+        raise InputFileError(f"prepared data {str(path)!r} does not exist") from None
+    except Exception as err:  # zipfile and numpy raise many types for a damaged archive
+        text = (str(err).strip().splitlines() or [""])[0][:160]
+        if "allow_pickle" in text:
+            text = "it holds objects, not arrays"
+        raise InputFileError(
+            f"prepared data {str(path)!r} cannot be read ({type(err).__name__}: {text}); it is "
+            "truncated or damaged: delete it and rerun prepare_data"
+        ) from None

@@ -7,19 +7,30 @@ never leaves a half-written file or store where a finished one is expected.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
+import socket
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
-class InputFileError(RuntimeError):
+class JobFailure(RuntimeError):
+    """A foreseen way for a job to fail (a damaged input, diverged training, an absent GPU):
+    the message is one line that says what is wrong and where. :func:`run_job` prints just
+    that line and keeps the traceback in the job's log."""
+
+
+class InputFileError(JobFailure):
     """A file or store that a job reads is missing, incomplete, damaged or not what the job
     expects. The message is one line that names the path and what is wrong: the job stops
     rather than turn a damaged input into numbers."""
@@ -34,8 +45,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    _remove(tmp)
+    # One job writes one target, so any other temporary of it is a killed job's leftover.
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        _remove(stale)
+    tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{threading.get_ident()}")
     try:
         yield tmp
         if not tmp.exists():
@@ -46,13 +59,42 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+_HOST = socket.gethostname().replace("-", "_")  # '-' separates the fields of the name
+_TEMPORARY = re.compile(r"^\..+\.(?:tmp|old)-(?P<host>[^-]+)-(?P<pid>\d+)-\d+$")
+
+
+def remove_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries of jobs that were killed on this machine (their process is gone)
+    below ``root``, and return them. Temporaries of other machines are left to the job that
+    writes the same target next (see :func:`atomic_path`). Does not descend into stores."""
+    removed = []
+    for folder, subfolders, files in os.walk(root):
+        for name in [*subfolders, *files]:
+            match = _TEMPORARY.match(name)
+            if match and match["host"] == _HOST and not _alive(int(match["pid"])):
+                _remove(Path(folder) / name)
+                removed.append(Path(folder) / name)
+        subfolders[:] = [d for d in subfolders if not d.endswith(".zarr") and not d.startswith(".")]
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _replace(new: Path, target: Path) -> None:
     """Move ``new`` onto ``target``. A file replaces a file atomically; otherwise (a directory
     is involved) the old target is first moved aside and deleted only once ``new`` is in."""
     if not os.path.lexists(target) or (new.is_file() and not target.is_dir()):
         os.replace(new, target)
         return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}-{threading.get_ident()}")
+    old = target.with_name(f".{target.name}.old-{_HOST}-{os.getpid()}-{threading.get_ident()}")
     os.replace(target, old)
     try:
         os.replace(new, target)
@@ -91,6 +133,32 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise InputFileError(f"{path}: not a text (JSON) file; it is damaged") from None
 
 
+def write_netcdf(ds, path: str | os.PathLike[str]) -> None:
+    """``ds`` as netCDF-4, atomically, with a Fletcher-32 checksum on every variable so that
+    a damaged file fails to read instead of giving other numbers."""
+    encoding = {name: {"fletcher32": True} for name in ds.variables if ds[name].ndim}
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def read_netcdf(path: str | os.PathLike[str], what: str = "similarity file"):
+    """The whole Dataset in ``path``, loaded; an :class:`InputFileError` naming the file if it
+    is missing, not netCDF, or fails its checksums."""
+    import xarray as xr
+
+    if not Path(path).is_file():
+        raise InputFileError(f"{what} {str(path)!r} does not exist")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
+    except Exception as err:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError, ...
+        text = (str(err).strip().splitlines() or [""])[0][:160]
+        raise InputFileError(
+            f"{what} {str(path)!r} cannot be read ({type(err).__name__}: {text}); it is "
+            "truncated or damaged: delete it and rerun the job that writes it"
+        ) from None
+
+
 def code_digest(*modules: str) -> str:
     """SHA-256 (first 16 hex digits) of the source of the named prunesim modules.
 
@@ -112,9 +180,65 @@ def code_digest(*modules: str) -> str:
 
 
 def log_to(path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
-    """Send this process's log records to ``path`` (a rule's log file), or stderr if ``None``."""
+    """Send this process's log records, warnings included, to ``path`` (a rule's log file),
+    or stderr if ``None``."""
     handler = logging.FileHandler(path, mode="w") if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)
+
+
+def _snakemake_ancestor() -> int | None:
+    """The pid of the nearest ancestor process that runs snakemake (Linux; else None)."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if any(part.endswith((b"snakemake", b"snakemake/__main__.py")) for part in cmdline) or (
+            b"-m" in cmdline and b"snakemake" in cmdline
+        ):
+            return pid
+        pid = int(stat.rpartition(")")[2].split()[1])  # field 4, after the command name
+    return None
+
+
+def _stop_with(pid: int | None, log: logging.Logger, every: float = 5.0) -> None:
+    """End this job when snakemake ``pid`` is gone (killed with -9, it cannot stop its jobs,
+    which would otherwise run on, holding cores or a GPU, for outputs no one collects)."""
+    if pid is None:
+        return
+
+    def watch() -> None:
+        while _alive(pid):
+            time.sleep(every)
+        log.error("snakemake (pid %d) is gone: stopping this job", pid)
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="prunesim-watch-snakemake", daemon=True).start()
+
+
+def run_job(log_path: str | os.PathLike[str] | None, job, /, **kwargs) -> None:
+    """Run one workflow job, ``job(**kwargs)``, logging to ``log_path``.
+
+    A :class:`JobFailure` ends the process with exit status 1 after writing its traceback to
+    the log and its one-line message to stderr (the console); any other exception is logged
+    and raised as usual (a bug: its traceback is wanted everywhere)."""
+    log_to(log_path)
+    log = logging.getLogger("prunesim.job")
+    _stop_with(_snakemake_ancestor(), log)
+    try:
+        job(**kwargs)
+    except JobFailure as err:
+        log.error("job failed", exc_info=True)
+        logging.shutdown()
+        print(f"prunesim: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    except BaseException:
+        log.error("job failed", exc_info=True)
+        raise

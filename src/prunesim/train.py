@@ -9,6 +9,7 @@ re-applied after it (so weight decay or any optimizer detail cannot revive them)
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from prunesim.data import Splits
+from prunesim.io import JobFailure
 from prunesim.pruning.masks import Masks, apply_masks, mask_gradients
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ class TrainSettings:
     batch_size: int = 64
     augment: str = "none"  # none | crop | crop_flip
     eval_batch_size: int = 1000
+
+
+class TrainingDivergedError(JobFailure):
+    """The loss became NaN or infinite: training stops there instead of saving a broken
+    network that every later job would turn into numbers."""
 
 
 @dataclass
@@ -64,7 +71,10 @@ def select_device(preference: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(preference)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
+        raise JobFailure(
+            f"device {preference!r} requested but CUDA is not available on this machine "
+            "(expected 'cpu' or 'auto' here)"
+        )
     return device
 
 
@@ -153,11 +163,14 @@ def train(
     seed: int,
     masks: Masks | None = None,
     device: torch.device | None = None,
+    where: str = "",
 ) -> TrainResult:
     """Train ``model`` in place with a fresh optimizer and the full LR schedule.
 
     One log line per epoch (loss, train and test accuracy, LR). With ``masks``, masked weights
-    are zero on entry and stay exactly zero through every step.
+    are zero on entry and stay exactly zero through every step. A NaN or infinite loss stops
+    training with a :class:`TrainingDivergedError` naming ``where`` (which model), the epoch
+    and the batch.
     """
     if settings.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {settings.optimizer!r}; expected {sorted(OPTIMIZERS)}")
@@ -185,10 +198,16 @@ def train(
         model.train()
         loss_sum, correct = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
-        for xb, yb in batches(train_x, train_y, settings.batch_size, generator):
+        for step, (xb, yb) in enumerate(batches(train_x, train_y, settings.batch_size, generator)):
             xb = _augment(xb, settings.augment, generator)
             logits = model(normalize(xb))
             loss = nn.functional.cross_entropy(logits, yb)
+            if not math.isfinite(loss_value := loss.item()):
+                raise TrainingDivergedError(
+                    f"training diverged{f' ({where})' if where else ''}: loss is {loss_value} at "
+                    f"epoch {epoch}, batch {step + 1}, learning rate {lr:g}; the learning rate is "
+                    "likely too high for this model (lower train.lr, or check the data)"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if masks:
@@ -196,9 +215,16 @@ def train(
             optimizer.step()
             if masks:
                 apply_masks(model, masks)
-            loss_sum += loss.item() * len(yb)
+            loss_sum += loss_value * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
         scheduler.step()
+        broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if broken:  # the last step of the epoch overflowed after a finite loss
+            raise TrainingDivergedError(
+                f"training diverged{f' ({where})' if where else ''}: parameters {broken[:3]} "
+                f"hold NaN or infinity after epoch {epoch}, learning rate {lr:g}; the learning "
+                "rate is likely too high for this model (lower train.lr)"
+            )
         test_loss, test_acc = evaluate(model, test_x, test_y, normalize, settings.eval_batch_size)
         record = {
             "epoch": epoch,

@@ -1,10 +1,13 @@
 """Adapter: matched-layer similarity vs depth figure (rule figure_similarity_vs_depth)."""
 
-import xarray as xr
+from prunesim.io import run_job
+from prunesim.stages.figures import draw_similarity_vs_depth
 
-from prunesim.figures import similarity_vs_depth
-from prunesim.io import log_to
-
-log_to(snakemake.log[0])
-with xr.open_dataset(snakemake.input[0], engine="netcdf4") as ds:
-    similarity_vs_depth(ds.load(), snakemake.wildcards.method, **snakemake.output)
+run_job(
+    snakemake.log[0],
+    draw_similarity_vs_depth,
+    aggregate=snakemake.input[0],
+    method=snakemake.wildcards.method,
+    pdf=snakemake.output.pdf,
+    png=snakemake.output.png,
+)

@@ -1,10 +1,11 @@
 """Adapter: one CKA layer-pruning step (rule prune_cka_layers)."""
 
-from prunesim.io import log_to
+from prunesim.io import run_job
 from prunesim.stages.train import StructuredOutputs, prune_cka_layers_step
 
-log_to(snakemake.log[0])
-prune_cka_layers_step(
+run_job(
+    snakemake.log[0],
+    prune_cka_layers_step,
     data_file=snakemake.input.data,
     train_cfg=snakemake.params.train,
     seed=int(snakemake.wildcards.seed),
@@ -19,4 +20,6 @@ prune_cka_layers_step(
     include_output=snakemake.params.prune_output_layer,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    experiment=snakemake.wildcards.exp,
+    model=snakemake.params.model,
 )

@@ -1,10 +1,11 @@
 """Adapter: EPruner at one beta (rule prune_epruner)."""
 
-from prunesim.io import log_to
+from prunesim.io import run_job
 from prunesim.stages.train import StructuredOutputs, prune_epruner
 
-log_to(snakemake.log[0])
-prune_epruner(
+run_job(
+    snakemake.log[0],
+    prune_epruner,
     data_file=snakemake.input.data,
     train_cfg=snakemake.params.train,
     seed=int(snakemake.wildcards.seed),
@@ -18,4 +19,6 @@ prune_epruner(
     include_output=snakemake.params.prune_output_layer,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    experiment=snakemake.wildcards.exp,
+    model=snakemake.params.model,
 )

@@ -1,10 +1,11 @@
 """Adapter: one IMP round with learning-rate rewinding (rule prune_imp)."""
 
-from prunesim.io import log_to
+from prunesim.io import run_job
 from prunesim.stages.train import prune_imp_round
 
-log_to(snakemake.log[0])
-prune_imp_round(
+run_job(
+    snakemake.log[0],
+    prune_imp_round,
     data_file=snakemake.input.data,
     train_cfg=snakemake.params.train,
     seed=int(snakemake.wildcards.seed),
@@ -18,4 +19,6 @@ prune_imp_round(
     out_metrics=snakemake.output.metrics,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    experiment=snakemake.wildcards.exp,
+    model=snakemake.params.model,
 )

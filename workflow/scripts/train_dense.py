@@ -1,10 +1,11 @@
 """Adapter: train the dense network (rule train_dense)."""
 
-from prunesim.io import log_to
+from prunesim.io import run_job
 from prunesim.stages.train import train_dense
 
-log_to(snakemake.log[0])
-train_dense(
+run_job(
+    snakemake.log[0],
+    train_dense,
     data_file=snakemake.input.data,
     model=snakemake.params.model,
     train_cfg=snakemake.params.train,
@@ -15,4 +16,5 @@ train_dense(
     include_output=snakemake.params.prune_output_layer,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    experiment=snakemake.wildcards.exp,
 )

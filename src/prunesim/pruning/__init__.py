@@ -10,6 +10,7 @@ from prunesim.pruning.magnitude import SCOPES, magnitude_step
 from prunesim.pruning.masks import (
     Masks,
     apply_masks,
+    check_masks_fit,
     full_masks,
     is_nested,
     load_masks,
@@ -29,6 +30,7 @@ __all__ = [
     "SCOPES",
     "Masks",
     "apply_masks",
+    "check_masks_fit",
     "cka_block_removal",
     "epruner",
     "exemplar_filters",

@@ -7,7 +7,8 @@ import os
 import torch
 from torch import nn
 
-from prunesim.io import atomic_path
+from prunesim.checkpoint import MASKS_FORMAT, load_tensor_file, save_tensor_file
+from prunesim.io import InputFileError
 
 Masks = dict[str, torch.Tensor]
 
@@ -90,12 +91,31 @@ def sparsity_from_counts(counts: dict[str, tuple[int, int]]) -> dict:
 
 
 def save_masks(masks: Masks, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({k: v.cpu() for k, v in masks.items()}, tmp)
+    save_tensor_file(path, MASKS_FORMAT, masks)
+
+
+def check_masks_fit(masks: Masks, model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """An ``InputFileError`` naming ``path`` unless every mask is a weight of ``model`` of
+    the same shape (a mask file of another model would prune the wrong weights)."""
+    params = dict(model.named_parameters())
+    misfit = [
+        name for name, m in masks.items() if name not in params or params[name].shape != m.shape
+    ]
+    if misfit or not masks:
+        raise InputFileError(
+            f"mask file {str(path)!r} does not fit the model: "
+            + (f"masks {misfit[:3]} are not its weights or differ in shape" if misfit else "empty")
+        )
 
 
 def load_masks(path: str | os.PathLike[str]) -> Masks:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The masks saved by :func:`save_masks`, checked against their digest; an
+    ``InputFileError`` naming the file if it is missing, damaged, or holds non-boolean masks."""
+    masks = load_tensor_file(path, MASKS_FORMAT, "mask file")["tensors"]
+    not_bool = [name for name, mask in masks.items() if mask.dtype != torch.bool]
+    if not_bool:
+        raise InputFileError(f"mask file {str(path)!r}: masks {not_bool} are not boolean")
+    return masks
 
 
 def structured_sparsity(model: nn.Module, dense: nn.Module, include_output: bool = False):

@@ -27,11 +27,16 @@ def extract(
     batch_size: int = 500,
     device: str = "auto",
     threads: int = 1,
+    expect: dict | None = None,
+    model: str | None = None,
 ) -> None:
-    """Record every recorded layer of the model at ``in_model`` on the probe set."""
+    """Record every recorded layer of the model at ``in_model`` on the probe set.
+
+    ``expect`` (provenance such as seed, method, round) and ``model`` (the architecture's
+    name) are checked against the checkpoint: a checkpoint of another model is refused."""
     dev = setup(threads, 0, device)
     splits, probe = load_prepared(data_file)
-    net, provenance = load_checkpoint(in_model)
+    net, provenance = load_checkpoint(in_model, expect=expect, model=model)
     images, digest = probe_images(splits, probe, dev)
     extract_activations(
         net.to(dev),

@@ -6,7 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from prunesim.aggregate import ModelResult, SeedPairResult, aggregate
 from prunesim.compare import CompareSettings, compare_stores
-from prunesim.io import atomic_path
+from prunesim.io import write_netcdf
 
 
 def compare(
@@ -28,8 +28,7 @@ def compare(
     cfg["device"] = device
     with threadpool_limits(limits=threads, user_api="blas"):
         ds = compare_stores(store_a, store_b, CompareSettings(**cfg))
-    with atomic_path(out) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
+    write_netcdf(ds, out)
 
 
 def aggregate_experiment(
@@ -55,5 +54,4 @@ def aggregate_experiment(
         for k, s in zip(seed_pairs, seed_similarity, strict=True)
     ]
     ds = aggregate(results, pairs)
-    with atomic_path(out) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
+    write_netcdf(ds, out)

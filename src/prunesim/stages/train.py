@@ -16,6 +16,7 @@ from prunesim.data import load_prepared
 from prunesim.io import write_json
 from prunesim.models import build_model, filter_groups
 from prunesim.pruning import (
+    check_masks_fit,
     cka_block_removal,
     epruner,
     full_masks,
@@ -27,7 +28,7 @@ from prunesim.pruning import (
     sparsity_report,
     structured_sparsity,
 )
-from prunesim.stages import setup
+from prunesim.stages import model_identity, model_label, setup
 from prunesim.train import Normalizer, TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,20 @@ def train_dense(
     include_output: bool = False,
     device: str = "auto",
     threads: int = 1,
+    experiment: str = "",
 ) -> None:
     """Train the dense network of one seed."""
     dev = setup(threads, seed, device)
     splits, _ = load_prepared(data_file)
     net = build_model(model, splits.channels, splits.num_classes, splits.image_size)
     settings = _train_settings(train_cfg)
-    result = train(net, splits, settings, seed=seed, device=dev)
+    where = model_label(experiment, seed)
+    result = train(net, splits, settings, seed=seed, device=dev, where=where)
     masks = full_masks(net, include_output)
-    provenance = {"method": "dense", "round": 0, "seed": seed, "prunesim": prunesim.__version__}
+    provenance = {
+        **model_identity(experiment, seed, "dense", 0),
+        "prunesim": prunesim.__version__,
+    }
     save_checkpoint(net.cpu(), out_model, provenance)
     save_masks(masks, out_mask)
     write_json(out_metrics, _model_metrics(net, masks, result, provenance, splits))
@@ -104,7 +110,13 @@ def _retrain_and_save(
     the full original schedule, masked weights held at zero; then write the round's files."""
     assert is_nested(masks, old), "a pruning step must only remove weights"
     provenance = {**provenance, "prunesim": prunesim.__version__}
-    result = train(net, splits, _train_settings(train_cfg), round_seed, masks, dev)
+    where = model_label(
+        provenance.get("experiment", ""),
+        provenance["seed"],
+        provenance["method"],
+        provenance["round"],
+    )
+    result = train(net, splits, _train_settings(train_cfg), round_seed, masks, dev, where)
     out_model, out_mask, out_metrics = outputs
     log.info(
         "%s round %d: sparsity %.4f",
@@ -117,6 +129,13 @@ def _retrain_and_save(
     write_json(out_metrics, _model_metrics(net, masks, result, provenance, splits))
 
 
+def _load_model(path, experiment, seed, method, round_, model=None):
+    """The checkpoint at ``path``, refused unless it is the expected model (seed, method,
+    round; the experiment and architecture where given)."""
+    net, _ = load_checkpoint(path, model_identity(experiment, seed, method, round_), model)
+    return net
+
+
 def _round_setup(data_file, seed, round_, device, threads):
     """Every pruning round's seed, device and data."""
     # A distinct, reproducible seed per round (batch order differs between rounds); a random
@@ -127,11 +146,16 @@ def _round_setup(data_file, seed, round_, device, threads):
     return round_seed, dev, splits
 
 
-def _start_round(data_file, seed, round_, in_model, in_mask, device, threads):
-    """What every masked pruning round starts from: its seed, device, data, model and mask."""
+def _start_round(data_file, job, in_model, in_mask, device, threads):
+    """What every masked pruning round starts from: its seed, device, data, and the previous
+    round's model and mask (each checked to be that model's). ``job`` is (experiment, seed,
+    method, round, architecture name or None)."""
+    experiment, seed, method, round_, model = job
     round_seed, dev, splits = _round_setup(data_file, seed, round_, device, threads)
-    net, _ = load_checkpoint(in_model)
-    return round_seed, dev, splits, net, load_masks(in_mask)
+    net = _load_model(in_model, experiment, seed, method, round_ - 1, model)
+    masks = load_masks(in_mask)
+    check_masks_fit(masks, net, in_mask)
+    return round_seed, dev, splits, net, masks
 
 
 def prune_imp_round(
@@ -148,14 +172,17 @@ def prune_imp_round(
     out_metrics: str,
     device: str = "auto",
     threads: int = 1,
+    experiment: str = "",
+    model: str | None = None,
 ) -> None:
     """One IMP round with learning-rate rewinding: prune ``rate`` of the surviving weights by
-    magnitude, then retrain in full."""
+    magnitude, then retrain in full. ``experiment`` and ``model`` (the architecture's name),
+    where given, are checked against the previous round's checkpoint."""
     round_seed, dev, splits, net, old = _start_round(
-        data_file, seed, round_, in_model, in_mask, device, threads
+        data_file, (experiment, seed, "imp", round_, model), in_model, in_mask, device, threads
     )
     masks = magnitude_step(net, old, rate, scope)
-    provenance = {"method": "imp", "round": round_, "seed": seed, "rate": rate, "scope": scope}
+    provenance = {**model_identity(experiment, seed, "imp", round_), "rate": rate, "scope": scope}
     outputs = (out_model, out_mask, out_metrics)
     _retrain_and_save(net, old, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
 
@@ -177,6 +204,8 @@ def prune_random_round(
     out_metrics: str,
     device: str = "auto",
     threads: int = 1,
+    experiment: str = "",
+    model: str | None = None,
 ) -> None:
     """One round of a random baseline: remove random surviving weights until the kept counts
     equal those of the IMP round it mirrors (``reference_mask``), then retrain exactly as IMP
@@ -184,12 +213,17 @@ def prune_random_round(
     if method not in RANDOM_METHODS:
         raise ValueError(f"unknown random method {method!r}; expected {sorted(RANDOM_METHODS)}")
     round_seed, dev, splits, net, old = _start_round(
-        data_file, seed, round_, in_model, in_mask, device, threads
+        data_file, (experiment, seed, method, round_, model), in_model, in_mask, device, threads
     )
     state = np.random.SeedSequence([seed, round_, sorted(RANDOM_METHODS).index(method)])
     generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
-    masks = random_step(old, load_masks(reference_mask), RANDOM_METHODS[method], generator)
-    provenance = {"method": method, "round": round_, "seed": seed, "mirrors": str(reference_mask)}
+    reference = load_masks(reference_mask)
+    check_masks_fit(reference, net, reference_mask)
+    masks = random_step(old, reference, RANDOM_METHODS[method], generator)
+    provenance = {
+        **model_identity(experiment, seed, method, round_),
+        "mirrors": str(reference_mask),
+    }
     outputs = (out_model, out_mask, out_metrics)
     _retrain_and_save(net, old, masks, splits, train_cfg, round_seed, dev, provenance, outputs)
 
@@ -221,7 +255,13 @@ def _finetune_and_save(
     """Fine-tune a structurally pruned network and write its files. Its mask keeps every
     weight: the pruned structure is gone from the network itself."""
     masks = full_masks(net, include_output)
-    result = train(net, splits, _train_settings(finetune_cfg), round_seed, device=dev)
+    where = model_label(
+        provenance.get("experiment", ""),
+        provenance["seed"],
+        provenance["method"],
+        provenance["round"],
+    )
+    result = train(net, splits, _train_settings(finetune_cfg), round_seed, device=dev, where=where)
     provenance = {**provenance, "prunesim": prunesim.__version__}
     save_checkpoint(net.cpu(), outputs.model, provenance)
     save_masks(masks, outputs.mask)
@@ -240,17 +280,17 @@ def prune_epruner(
     include_output: bool = False,
     device: str = "auto",
     threads: int = 1,
+    experiment: str = "",
+    model: str | None = None,
 ) -> None:
     """EPruner at ``beta``: keep each layer's exemplar filters of the dense network, start
     from their weights, fine-tune. Each β is its own round, pruned from the dense network."""
     round_seed, dev, splits = _round_setup(data_file, seed, round_, device, threads)
-    dense, _ = load_checkpoint(dense_model)
+    dense = _load_model(dense_model, experiment, seed, "dense", 0, model)
     pruning = epruner(dense, beta, seed)
     log.info("epruner beta %g keeps %s filters", beta, {k: len(v) for k, v in pruning.kept.items()})
     provenance = {
-        "method": "epruner",
-        "round": round_,
-        "seed": seed,
+        **model_identity(experiment, seed, "epruner", round_),
         "beta": beta,
         "finetune_epochs": finetune_epochs,
         "exemplars": pruning.kept,
@@ -274,12 +314,14 @@ def prune_cka_layers_step(
     include_output: bool = False,
     device: str = "auto",
     threads: int = 1,
+    experiment: str = "",
+    model: str | None = None,
 ) -> None:
     """One step of CKA layer pruning: remove the residual block whose removal keeps the
     penultimate representation most similar (linear CKA, on training images), fine-tune."""
     round_seed, dev, splits = _round_setup(data_file, seed, round_, device, threads)
-    net, _ = load_checkpoint(in_model)
-    dense, _ = load_checkpoint(dense_model)
+    net = _load_model(in_model, experiment, seed, "cka_layers", round_ - 1, model)
+    dense = _load_model(dense_model, experiment, seed, "dense", 0, model)
     generator = torch.Generator().manual_seed(round_seed)
     chosen = torch.randperm(len(splits.train_x), generator=generator)[:criterion_samples]
     normalize = Normalizer(*splits.channel_stats(), device=dev)
@@ -292,9 +334,7 @@ def prune_cka_layers_step(
         removal.scores[removal.removed],
     )
     provenance = {
-        "method": "cka_layers",
-        "round": round_,
-        "seed": seed,
+        **model_identity(experiment, seed, "cka_layers", round_),
         "removed": removal.removed,
         "removed_blocks": removal.model.arch["removed_blocks"],
         "criterion_cka": removal.scores,
