@@ -8,13 +8,25 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from prunesim.config import ConfigError, check_device_visible, load_schema, validate
+from prunesim.config import (
+    ConfigError,
+    check_device_visible,
+    load_config_file,
+    load_schema,
+    validate,
+)
 from prunesim.integrity import check_files
 from prunesim.io import remove_stale_temporaries
 
 # A --configfile replaces the embedded default rather than merging into it, so that a smoke
 # or paper config never inherits the default experiment.
+# (Snakemake reads a --configfile itself before this file runs; the embedded one is read
+# here first so that a YAML error in it is reported with its line.)
 if not workflow.config_settings.configfiles:
+    try:
+        load_config_file("config/config.yaml")  # the path configfile: reads
+    except ConfigError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
 
     configfile: "config/config.yaml"
 

@@ -199,10 +199,17 @@ def _chunk_files(store, layer):
     return sorted(p for p in (store / layer / "c").rglob("*") if p.is_file())
 
 
-def test_deleted_chunk_is_refused_naming_the_layer_and_samples_never_read_as_fill(store_copy):
+def test_store_with_a_deleted_chunk_is_refused_on_open(store_copy):
     store, _ = store_copy
     _chunk_files(store, "relu1")[1].unlink()
-    opened = open_activations(store)  # opening is cheap; the chunk is checked when read
+    with pytest.raises(IncompleteStoreError, match="layer 'relu1' has 2 of its 3 chunks"):
+        open_activations(store)  # a listing of the chunks, no data read
+
+
+def test_chunk_deleted_after_opening_is_refused_when_read_never_read_as_fill(store_copy):
+    store, _ = store_copy
+    opened = open_activations(store)
+    _chunk_files(store, "relu1")[1].unlink()
     with pytest.raises(DamagedStoreError, match="layer 'relu1', samples 32-63: chunk is missing"):
         opened.load("relu1")
     assert opened.read("relu1", 0, 32).shape[0] == 32  # the intact chunk still reads

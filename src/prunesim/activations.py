@@ -270,3 +270,9 @@ def _check_array(group: zarr.Group, manifest: dict, layer: str, name: str) -> No
             f"{name}: layer {layer!r} has shape {array.shape}, chunks {array.chunks} and dtype "
             f"{array.dtype}, which differ from the manifest ({_summary(recorded)}): extract again"
         )
+    written = array.nchunks_initialized  # a listing, no data read
+    if written != array.nchunks:
+        raise IncompleteStoreError(
+            f"{name}: layer {layer!r} has {written} of its {array.nchunks} chunks; the store "
+            "is damaged: delete it and extract again"
+        )

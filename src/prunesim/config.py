@@ -80,6 +80,35 @@ def load_schema(path: str | os.PathLike[str]) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+def load_config_file(path: str | os.PathLike[str]) -> dict:
+    """The mapping in a YAML (or JSON) config file; a :class:`ConfigError` naming the file,
+    and the line and column of a syntax error, when it is missing, empty, not YAML or not a
+    mapping of keys."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path}: cannot be read as text ({err})") from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(
+            f"config file {path}{where}: not valid YAML ({problem}); expected a mapping of "
+            "keys such as 'experiments:'"
+        ) from None
+    if not isinstance(config, dict):
+        found = "empty" if config is None else f"a {type(config).__name__}"
+        raise ConfigError(
+            f"config file {path}: {found}, expected a mapping of keys with at least "
+            "'experiments:' (see config/README.md)"
+        )
+    return config
+
+
 def validate(config: dict, schema: dict) -> dict:
     """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError`."""
     validator_class = _with_defaults(_strict(jsonschema.Draft202012Validator))
@@ -196,3 +225,29 @@ def check_device_visible(device: str) -> None:
             f"{'no CUDA GPU' if visible == 0 else f'{visible} CUDA GPU(s)'} (expected 'cpu' or "
             "'auto' here, or run the jobs where the GPU is, e.g. --workflow-profile profiles/slurm)"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m prunesim.config FILE...``: check config files as the workflow would (YAML
+    syntax with its line, schema, cross-key checks), one line per file, before a run."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    # The workflow's schema: in the workflow folder, else in this source checkout.
+    local = Path("config/config.schema.yaml")
+    source = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
+    schema = load_schema(local if local.is_file() else source)
+    status = 0
+    for path in paths:
+        try:
+            validate(load_config_file(path), schema)
+        except ConfigError as err:
+            print(f"invalid configuration: {err}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: valid")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
