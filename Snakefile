@@ -48,7 +48,10 @@ onstart:
             raise WorkflowError(f"invalid configuration: {err}") from None
     for path in remove_stale_temporaries(RESULTS):
         print(f"removed {path}, left by a job that was killed", file=sys.stderr)
-    damaged = check_files(files_read_not_rewritten(workflow.dag.needrun_jobs()))
+    damaged = check_files(
+        files_read_not_rewritten(workflow.dag.needrun_jobs()),
+        checkpoint_expectation,
+    )
     if damaged:
         raise WorkflowError("\n".join(f"damaged input: {line}" for line in damaged))
 

@@ -1,5 +1,8 @@
 """Helpers shared by the rule files (config lookups, output paths, code digests)."""
 
+import re
+from pathlib import Path
+
 from prunesim.io import code_digest
 from prunesim.stages import model_identity
 
@@ -150,8 +153,9 @@ def expected_provenance(wildcards):
     """What the checkpoint of the model in ``{model}`` (dense or METHOD/roundR) must say of
     itself, so that extraction refuses a model.pt of another experiment, seed or method.
     """
-    method, _, round_ = wildcards.model.partition("/round")
-    return model_identity(wildcards.exp, int(wildcards.seed), method, int(round_ or 0))
+    method, *stage = Path(wildcards.model).parts  # ("dense",) or (METHOD, "roundR")
+    round_ = int(stage[0].removeprefix("round")) if stage else 0
+    return model_identity(wildcards.exp, int(wildcards.seed), method, round_)
 
 
 def dense_model(wildcards):
@@ -193,3 +197,23 @@ def files_read_not_rewritten(jobs):
     jobs = list(jobs)
     written = {str(f) for job in jobs for f in job.output}
     return sorted({str(f) for job in jobs for f in job.input} - written)
+
+
+CHECKPOINT_PATH = re.compile(
+    rf"{RESULTS}/(?P<exp>[^/]+)/seed(?P<seed>[0-9]+)/"
+    r"(?:dense|(?P<method>[a-z][a-z_]*)/round(?P<round>[0-9]+))/model\.pt"
+)
+
+
+def checkpoint_expectation(path):
+    """What the checkpoint at ``path`` must be, from its place in results/ and the config."""
+    match = CHECKPOINT_PATH.fullmatch(path)
+    if match is None or match["exp"] not in config["experiments"]:
+        return {}
+    identity = model_identity(
+        match["exp"],
+        int(match["seed"]),
+        match["method"] or "dense",
+        int(match["round"] or 0),
+    )
+    return {"expect": identity, "model": config["experiments"][match["exp"]]["model"]}

@@ -104,3 +104,14 @@ def lenet_stores(tmp_path_factory, probe_images) -> dict[str, Path]:
             attrs={"probe_digest": digest},
         )
     return paths
+
+
+@pytest.fixture(scope="session")
+def finished_smoke_run(tmp_path_factory) -> Path:
+    """The smoke config run to the end once per test session; copy it (smoke_workflow.copy_run)
+    before changing anything in it."""
+    from smoke_workflow import CONFIG, copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("finished_smoke"))
+    snakemake(workdir, "--configfile", CONFIG)
+    return workdir

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from slurm_cluster import ClusterUnavailable, SlurmCluster, install
-from test_workflow import EXPERIMENT, ROOT, copy_workflow
+from smoke_workflow import EXPERIMENT, ROOT, copy_workflow
 
 CONFIG = "config/smoke.yaml"
 # Seed 0's first IMP round: by the time it runs, the dense networks are finished outputs. The

@@ -7,8 +7,6 @@ caching and re-running against it, so they run in file order.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +14,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
 import zarr
+from smoke_workflow import (
+    EXPERIMENT,
+    ROOT,
+    copy_run,
+    planned_jobs,
+    snakemake,
+    write_config,
+)
 
+from prunesim.checkpoint import load_checkpoint
 from prunesim.metrics import METRICS
+from prunesim.pruning import load_masks
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
-EXPERIMENT = "smoke"
 LAYERS = ["relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3"]
 # The rules that depend on activations: a similarity change or re-extraction reruns only these.
 DOWNSTREAM_OF_ACTIVATIONS = {
@@ -38,51 +42,9 @@ DOWNSTREAM_OF_ACTIVATIONS = {
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
-    """Rule -> job count of a dry run (the 'Job stats' table); empty if nothing to do."""
-    proc = snakemake(workdir, "--dry-run", *args)
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:", 1)[1]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE))
-    counts.pop("total", None)
-    return {rule: int(n) for rule, n in counts.items()}
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in WORKFLOW_PARTS:
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part)
-        else:
-            shutil.copy2(src, dest / part)
-    return dest
-
-
-def write_config(workdir: Path, name: str, edit) -> str:
-    """A copy of the smoke config changed by ``edit(experiment_dict)``; returns its path."""
-    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
-    edit(config["experiments"][EXPERIMENT])
-    path = workdir / "config" / name
-    path.write_text(yaml.safe_dump(config))
-    return f"config/{name}"
-
-
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    snakemake(workdir, "--configfile", "config/smoke.yaml")
-    return workdir
+def smoke_run(finished_smoke_run, tmp_path_factory) -> Path:
+    return copy_run(finished_smoke_run, tmp_path_factory.mktemp("workflow") / "run")
 
 
 def model_dirs(workdir: Path) -> list[Path]:
@@ -174,8 +136,8 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
                 assert info["sparsity"]["kept"] == imp["sparsity"]["kept"]
                 if method == "random_layerwise":
                     assert info["sparsity"]["layers"] == imp["sparsity"]["layers"]
-                weights = torch.load(folder / "model.pt", weights_only=True)["state_dict"]
-                for name, mask in torch.load(folder / "mask.pt", weights_only=True).items():
+                weights = load_checkpoint(folder / "model.pt")[0].state_dict()
+                for name, mask in load_masks(folder / "mask.pt").items():
                     assert torch.all(weights[name][~mask] == 0), f"{folder}: {name} revived"
     with xr.open_dataset(base / "similarity.nc") as ds:
         assert set(ds.pruning.values) == {"imp", "random_layerwise"}
@@ -267,11 +229,11 @@ def test_rerunning_a_training_job_reproduces_its_model_exactly(smoke_run):
     import torch
 
     folder = model_dirs(smoke_run)[4]  # seed1/imp/round1
-    before = torch.load(folder / "model.pt", weights_only=True)["state_dict"]
+    before = load_checkpoint(folder / "model.pt")[0].state_dict()
     metrics_before = json.loads((folder / "metrics.json").read_text())
     target = str((folder / "model.pt").relative_to(smoke_run))
     snakemake(smoke_run, target, "--force", "--configfile", "config/smoke.yaml")
-    after = torch.load(folder / "model.pt", weights_only=True)["state_dict"]
+    after = load_checkpoint(folder / "model.pt")[0].state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     metrics_after = json.loads((folder / "metrics.json").read_text())

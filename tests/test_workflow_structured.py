@@ -15,7 +15,7 @@ import torch
 import xarray as xr
 import yaml
 import zarr
-from test_workflow import copy_workflow, planned_jobs, snakemake
+from smoke_workflow import copy_workflow, planned_jobs, snakemake
 
 from prunesim.aggregate import ABSENT
 from prunesim.checkpoint import load_checkpoint

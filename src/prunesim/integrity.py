@@ -17,10 +17,10 @@ from pathlib import Path
 from prunesim.io import InputFileError, read_json, read_netcdf
 
 
-def _checkpoint(path: str) -> None:
-    from prunesim.checkpoint import CHECKPOINT_FORMAT, load_tensor_file
+def _checkpoint(path: str, expect: dict | None = None, model: str | None = None) -> None:
+    from prunesim.checkpoint import load_checkpoint
 
-    load_tensor_file(path, CHECKPOINT_FORMAT, "checkpoint")
+    load_checkpoint(path, expect, model)
 
 
 def _masks(path: str) -> None:
@@ -51,15 +51,21 @@ CHECKERS: dict[str, Callable[[str], object]] = {
 }
 
 
-def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """One message per damaged file among ``paths`` (files of other names are skipped)."""
+def check_files(
+    paths: Iterable[str | os.PathLike[str]], expectations: Callable[[str], dict] | None = None
+) -> list[str]:
+    """One message per damaged file among ``paths`` (files of other names are skipped).
+
+    ``expectations(path)`` gives what a checkpoint must be (``expect``: its provenance,
+    ``model``: its architecture's name; see :func:`prunesim.checkpoint.load_checkpoint`)."""
     problems = []
-    for path in paths:
+    for path in map(str, paths):
         checker = CHECKERS.get(Path(path).name)
         if checker is None or not os.path.exists(path):
             continue
+        extra = expectations(path) if expectations and checker is _checkpoint else {}
         try:
-            checker(str(path))
+            checker(path, **extra)
         except InputFileError as err:
             problems.append(str(err))
     return problems
