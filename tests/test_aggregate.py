@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from prunesim.aggregate import ABSENT, ModelResult, aggregate
+from prunesim.aggregate import ABSENT, ModelResult, SeedPairResult, aggregate
 from prunesim.io import write_json
 
 DENSE_LAYERS = ["relu1", "layer1.0", "layer1.1", "fc"]
@@ -72,3 +72,28 @@ def test_missing_rounds_and_removed_layers_are_nan_with_their_reason(tmp_path):
     assert float(ds.parameters_remaining.sel(pruning="cka_layers", round=2)) == 0.5
     assert float(ds.flops_remaining.sel(pruning="epruner", round=1)) == 0.4
     assert float(ds.sparsity.sel(pruning="epruner", round=0)) == 0
+
+
+def test_layer_names_of_every_length_survive_whichever_model_comes_first(tmp_path):
+    """netCDF gives each file's layer names a fixed width: combined, the first file's width
+    must not cut another file's longer names."""
+    short = _model(tmp_path, "short", ["relu1", "relu2", "relu3", "fc"], 0.5, 0.9, 100)
+    long_ = _model(tmp_path, "long", ["layer1.0", "fc"], 0.4, 0.8, 50)
+    for first, second in ((short, long_), (long_, short)):
+        ds = aggregate([ModelResult(0, "a", 0, *first), ModelResult(0, "a", 1, *second)])
+        assert set(ds.layer_b.values) == {"relu1", "relu2", "relu3", "layer1.0", "fc"}
+
+
+def test_seed_similarity_keeps_the_dense_layer_order_and_marks_absent_layers(tmp_path):
+    dense = _model(tmp_path, "dense", DENSE_LAYERS, 1.0, 0.9, 100)
+    fewer = _model(tmp_path, "fewer", ["relu1", "fc"], 0.7, 0.8, 50)
+    seed_file = _model(tmp_path, "seed", ["relu1", "layer1.1", "fc"], 0.6, 0.9, 100)[0]
+    ds = aggregate(
+        [ModelResult(0, "a", 0, *dense), ModelResult(0, "a", 1, *fewer)],
+        [SeedPairResult(0, 1, seed_file)],
+    )
+    assert list(ds.layer_b.values) == DENSE_LAYERS
+    pair = ds.sel(seed_pair="0-1", metric="cka_linear", view="gap")
+    assert np.isnan(pair.seed_similarity.sel(layer_b="layer1.0")).all()
+    assert (pair.seed_nan_reason.sel(layer_b="layer1.0") == ABSENT).all()
+    assert (pair.seed_similarity.sel(layer_b="layer1.1") == 0.6).all()

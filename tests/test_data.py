@@ -213,3 +213,41 @@ def test_prepared_file_round_trips_the_splits_and_probe_set(tmp_path):
         np.testing.assert_array_equal(getattr(splits, field), getattr(direct, field))
     assert splits.num_classes == direct.num_classes
     np.testing.assert_array_equal(probe, probe_indices(settings, len(direct.test_x)))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 2], "cannot be read"),
+        (lambda b: b[:100] + bytes([b[100] ^ 0xFF]) + b[101:], "cannot be read"),
+        (lambda b: b"", "cannot be read"),
+    ],
+    ids=["truncated", "flipped_header_byte", "empty"],
+)
+def test_damaged_prepared_file_is_refused_naming_it(tmp_path, damage, message):
+    from prunesim.data import load_prepared, prepare
+    from prunesim.io import InputFileError
+
+    settings = DataSettings(name="synthetic", probe_size=40, synthetic={"test_size": 64})
+    path = tmp_path / "data.npz"
+    prepare(settings, path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(InputFileError, match=f"prepared data '.*data.npz' {message}") as err:
+        load_prepared(path)
+    assert "allow_pickle" not in str(err.value)
+
+
+def test_prepared_file_with_a_changed_image_fails_its_crc(tmp_path):
+    from prunesim.data import load_prepared, prepare
+    from prunesim.io import InputFileError
+
+    settings = DataSettings(name="synthetic", probe_size=40, synthetic={"test_size": 64})
+    path = tmp_path / "data.npz"
+    prepare(settings, path)
+    splits, _ = load_prepared(path)
+    data = bytearray(path.read_bytes())
+    offset = bytes(data).find(splits.test_x.reshape(-1)[200:216].tobytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="Bad CRC-32 for file 'test_x.npy'"):
+        load_prepared(path)

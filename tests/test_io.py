@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import socket
+import subprocess
+import sys
 
-from prunesim.io import atomic_path, code_digest, read_json, write_json
+import numpy as np
+import pytest
+import xarray as xr
+
+from prunesim.io import (
+    InputFileError,
+    atomic_path,
+    code_digest,
+    read_json,
+    read_netcdf,
+    remove_stale_temporaries,
+    write_json,
+    write_netcdf,
+)
 
 
 class Boom(Exception):
@@ -172,3 +188,58 @@ def test_code_digest_of_prunesim_modules_differ():
 def test_code_digest_of_a_missing_module_raises():
     with pytest.raises(ValueError, match="psim_no_such_module"):
         code_digest("psim_no_such_module")
+
+
+def test_atomic_path_removes_temporaries_of_the_same_target_left_by_killed_jobs(tmp_path):
+    target = tmp_path / "store.zarr"
+    killed = tmp_path / ".store.zarr.tmp-othernode-4242-1"
+    killed.mkdir()
+    other_target = tmp_path / ".other.zarr.tmp-othernode-4242-1"
+    other_target.mkdir()
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+    assert _listing(tmp_path) == [".other.zarr.tmp-othernode-4242-1", "store.zarr"]
+
+
+def test_stale_temporaries_of_dead_local_jobs_are_removed_and_others_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname().replace("-", "_")
+    folder = tmp_path / "exp" / "seed0"
+    folder.mkdir(parents=True)
+    stale = [folder / f".model.pt.tmp-{host}-{dead.pid}-1", folder / f".x.old-{host}-{dead.pid}-7"]
+    alive = folder / f".mask.pt.tmp-{host}-{os.getpid()}-1"
+    elsewhere = folder / f".metrics.json.tmp-othernode-{dead.pid}-1"
+    inside_store = folder / "activations.zarr" / f".zarr.json.tmp-{host}-{dead.pid}-1"
+    inside_store.parent.mkdir()
+    for path in (*stale, alive, elsewhere, inside_store):
+        path.write_text("partial")
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert all(p.exists() for p in (alive, elsewhere, inside_store))
+
+
+def test_read_json_names_the_file_and_line_of_a_syntax_error(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text('{\n  "a": 1,\n  "b": \n}')
+    with pytest.raises(InputFileError, match=r"metrics.json: not valid JSON \(.* at line 4"):
+        read_json(path)
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InputFileError, match="metrics.json: not a text"):
+        read_json(path)
+    with pytest.raises(InputFileError, match="absent.json: file does not exist"):
+        read_json(tmp_path / "absent.json")
+
+
+def test_netcdf_round_trip_and_a_flipped_byte_is_refused_naming_the_file(tmp_path):
+    ds = xr.Dataset({"v": (("a", "b"), np.arange(1200.0).reshape(30, 40))})
+    path = tmp_path / "similarity.nc"
+    write_netcdf(ds, path)
+    xr.testing.assert_identical(read_netcdf(path), ds)
+    data = bytearray(path.read_bytes())
+    offset = bytes(data).find(np.arange(1200.0)[600:602].tobytes())
+    data[offset + 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="similarity file '.*similarity.nc' cannot be read"):
+        read_netcdf(path)
+    with pytest.raises(InputFileError, match="does not exist"):
+        read_netcdf(tmp_path / "absent.nc")

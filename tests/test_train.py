@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from prunesim.data import DataSettings, load_splits
-from prunesim.train import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainSettings, train
+from prunesim.train import (
+    AUGMENTATIONS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainingDivergedError,
+    TrainSettings,
+    train,
+)
 
 CPU = torch.device("cpu")
 FAST = TrainSettings(lr=0.05, epochs=1, batch_size=32)
@@ -140,3 +147,22 @@ def test_unknown_optimizer_or_schedule_raises_listing_known_names(
 def test_unknown_augmentation_raises(make_model, tiny_splits):
     with pytest.raises(ValueError, match="unknown augmentation 'mixup'"):
         train(make_model(image_size=16), tiny_splits, replace(FAST, augment="mixup"), 0, CPU)
+
+
+def test_non_finite_loss_stops_training_naming_model_epoch_batch_and_lr(make_model, tiny_splits):
+    model = make_model("lenet5", image_size=16)
+    with torch.no_grad():
+        model.conv1.weight[0, 0, 0, 0] = math.nan
+    with pytest.raises(TrainingDivergedError) as err:
+        train(model, tiny_splits, FAST, seed=0, device=CPU, where="seed 0, dense")
+    message = str(err.value)
+    assert message.startswith("training diverged (seed 0, dense): loss is nan at epoch 1, batch 1")
+    assert "learning rate 0.05" in message and "lower train.lr" in message
+
+
+def test_parameters_that_overflow_after_a_finite_loss_stop_training(make_model, tiny_splits):
+    """One batch per epoch: its loss is finite, the step with an infinite rate is not."""
+    model = make_model("lenet5", image_size=16)
+    settings = replace(FAST, lr=math.inf, batch_size=64)
+    with pytest.raises(TrainingDivergedError, match=r"parameters \['conv1.weight'.* after epoch 1"):
+        train(model, tiny_splits, settings, seed=0, device=CPU)

@@ -137,8 +137,17 @@ def aggregate(
         ]
     )
     if seed_pairs:
+        # Dense networks have every layer: aligned to the models' layers (in dense order),
+        # a layer only some model has is absent from the seed pair, never a reason to re-sort.
+        seeds_ds = _seed_similarity(seed_pairs).drop_vars(["depth_a", "depth_b"], errors="ignore")
+        seeds_ds = _with_object_layers(seeds_ds).reindex(
+            layer_a=combined.layer_a.values, layer_b=combined.layer_b.values
+        )
+        seeds_ds["seed_nan_reason"] = seeds_ds.seed_nan_reason.where(
+            seeds_ds.seed_nan_reason.notnull(), ABSENT
+        ).astype(str)
         combined = xr.merge(
-            [combined, _seed_similarity(seed_pairs)], combine_attrs="override", join="outer"
+            [combined, seeds_ds], combine_attrs="override", join="exact", compat="no_conflicts"
         )
     combined.attrs.update(attrs or {})
     return combined

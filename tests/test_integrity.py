@@ -1,0 +1,48 @@
+"""The pre-run check of files (prunesim.integrity): one message per damaged file."""
+
+from __future__ import annotations
+
+import torch
+
+from prunesim.checkpoint import save_checkpoint
+from prunesim.integrity import CHECKERS, check_files
+from prunesim.io import write_json
+from prunesim.models import build_model
+
+
+def test_every_file_kind_the_jobs_read_has_a_checker():
+    assert set(CHECKERS) == {
+        "model.pt",
+        "mask.pt",
+        "data.npz",
+        "metrics.json",
+        "activations.zarr",
+        "similarity.nc",
+    }
+
+
+def test_check_files_reports_each_damaged_file_once_and_skips_others(tmp_path):
+    good = tmp_path / "good" / "metrics.json"
+    write_json(good, {"a": 1})
+    bad = tmp_path / "bad" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_text("{")
+    data = tmp_path / "data.npz"
+    data.write_bytes(b"PK\x03\x04 truncated")
+    other = tmp_path / "notes.txt"
+    other.write_text("not checked")
+    problems = check_files([good, bad, data, other, tmp_path / "absent" / "model.pt"])
+    assert len(problems) == 2
+    assert "bad/metrics.json: not valid JSON" in problems[0]
+    assert "prepared data" in problems[1] and "data.npz" in problems[1]
+
+
+def test_checkpoint_expectations_are_applied(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(build_model("lenet5", 1, 10, 28), path, {"seed": 0, "method": "dense"})
+    assert check_files([path], lambda p: {"expect": {"seed": 0}, "model": "lenet5"}) == []
+    problems = check_files([path], lambda p: {"expect": {"seed": 2}})
+    assert problems == [
+        f"checkpoint {str(path)!r} is of another model: seed 0 where 2 was expected"
+    ]
+    assert torch.load(path, weights_only=True)["format"] == "prunesim.checkpoint/2"
