@@ -26,7 +26,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 import prunesim
-from prunesim.io import InputFileError, atomic_path
+from prunesim.io import InputFileError, atomic_path, first_line
 
 if TYPE_CHECKING:  # torch is imported only where a model runs: comparing stores needs none
     import torch
@@ -194,7 +194,7 @@ class ActivationStore:
             values = self.group[layer][start:stop]
         except Exception as err:  # zarr/numcodecs raise many types for a damaged chunk
             raise DamagedStoreError(
-                f"{where}: chunk cannot be read ({type(err).__name__}: {_first_line(err)}); "
+                f"{where}: chunk cannot be read ({type(err).__name__}: {first_line(err)}); "
                 "the store is damaged: delete it and extract again"
             ) from err
         if chunk_checksum(values) != self.manifest["arrays"][layer]["crc32"][k]:
@@ -215,10 +215,6 @@ def _summary(recorded: dict | None) -> str:
     )
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [""])[0][:200]
-
-
 def open_activations(path: str | os.PathLike[str]) -> ActivationStore:
     """Open a store written by :func:`extract_activations`; refuse incomplete or foreign
     ones, and ones whose arrays differ from what the manifest records."""
@@ -231,7 +227,7 @@ def open_activations(path: str | os.PathLike[str]) -> ActivationStore:
         manifest = group.attrs.get(MANIFEST)
     except Exception as err:  # zarr raises several types for a non-store folder
         raise IncompleteStoreError(
-            f"{name} is not a readable zarr store ({type(err).__name__}: {_first_line(err)})"
+            f"{name} is not a readable zarr store ({type(err).__name__}: {first_line(err)})"
         ) from err
     if not manifest or not manifest.get("complete"):
         raise IncompleteStoreError(
@@ -255,7 +251,7 @@ def _check_array(group: zarr.Group, manifest: dict, layer: str, name: str) -> No
     except Exception as err:
         raise IncompleteStoreError(
             f"{name}: layer {layer!r} is in the manifest but its array cannot be opened "
-            f"({type(err).__name__}: {_first_line(err)})"
+            f"({type(err).__name__}: {first_line(err)})"
         ) from err
     chunks = -(-manifest["n"] // recorded["chunk"]) if recorded else None
     if (

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from prunesim.io import InputFileError, atomic_path
+from prunesim.io import InputFileError, atomic_path, first_line
 from prunesim.models import rebuild
 
 CHECKPOINT_FORMAT = "prunesim.checkpoint/2"
@@ -71,12 +71,12 @@ def load_tensor_file(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
 
 def _reason(err: BaseException) -> str:
     """A short cause, without torch's advice to load the file unsafely (weights_only=False)."""
-    text = (str(err).strip().splitlines() or [""])[0]
+    text = first_line(err)
     if not text:
         text = "the file ends early" if isinstance(err, EOFError) else ""
     if "weights_only" in text or "pickle" in type(err).__module__:
         text = "it holds something other than tensors and plain values"
-    return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | Path, provenance: dict) -> None:
@@ -110,7 +110,6 @@ def load_checkpoint(
         net.load_state_dict(content["tensors"])
     except RuntimeError as err:
         raise InputFileError(
-            f"checkpoint {str(path)!r}: its weights do not fit its architecture "
-            f"({(str(err).splitlines() or [''])[0][:200]})"
+            f"checkpoint {str(path)!r}: its weights do not fit its architecture ({first_line(err)})"
         ) from None
     return net, provenance

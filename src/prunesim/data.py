@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunesim.io import InputFileError, atomic_path
+from prunesim.io import InputFileError, atomic_path, first_line
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ def load_prepared(path) -> tuple[Splits, np.ndarray]:
     except FileNotFoundError:
         raise InputFileError(f"prepared data {str(path)!r} does not exist") from None
     except Exception as err:  # zipfile and numpy raise many types for a damaged archive
-        text = (str(err).strip().splitlines() or [""])[0][:160]
+        text = first_line(err)
         if "allow_pickle" in text:
             text = "it holds objects, not arrays"
         raise InputFileError(

@@ -133,6 +133,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise InputFileError(f"{path}: not a text (JSON) file; it is damaged") from None
 
 
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters: what a one-line
+    failure message quotes of a library's error."""
+    return (str(err).strip().splitlines() or [""])[0][:limit]
+
+
 def write_netcdf(ds, path: str | os.PathLike[str]) -> None:
     """``ds`` as netCDF-4, atomically, with a Fletcher-32 checksum on every variable so that
     a damaged file fails to read instead of giving other numbers."""
@@ -152,9 +158,8 @@ def read_netcdf(path: str | os.PathLike[str], what: str = "similarity file"):
         with xr.open_dataset(path, engine="netcdf4") as ds:
             return ds.load()
     except Exception as err:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError, ...
-        text = (str(err).strip().splitlines() or [""])[0][:160]
         raise InputFileError(
-            f"{what} {str(path)!r} cannot be read ({type(err).__name__}: {text}); it is "
+            f"{what} {str(path)!r} cannot be read ({type(err).__name__}: {first_line(err)}); it is "
             "truncated or damaged: delete it and rerun the job that writes it"
         ) from None
 
