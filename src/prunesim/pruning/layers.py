@@ -76,7 +76,7 @@ def cka_block_removal(model: nn.Module, images: torch.Tensor) -> BlockRemoval:
     best: BlockRemoval | None = None
     for block in candidates:  # forward order, so a tie keeps the earlier block
         smaller = remove_block(model, block).to(device)
-        scores[block] = similarity(reference, penultimate(smaller, images), "cka_linear")
+        scores[block] = float(similarity(reference, penultimate(smaller, images), "cka_linear"))
         if best is None or scores[block] > scores[best.removed]:
             best = BlockRemoval(smaller, block, scores)
     return best
