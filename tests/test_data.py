@@ -251,3 +251,15 @@ def test_prepared_file_with_a_changed_image_fails_its_crc(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputFileError, match="Bad CRC-32 for file 'test_x.npy'"):
         load_prepared(path)
+
+
+def test_damaged_torchvision_files_are_refused_naming_the_dataset_and_folder(tmp_path):
+    """CIFAR-10's files are checked by torchvision's own MD5 list: garbage fails it."""
+    from prunesim.io import InputFileError
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"):
+        (folder / name).write_bytes(b"garbage")
+    with pytest.raises(InputFileError, match=f"dataset 'cifar10' in '{tmp_path}' cannot be read"):
+        load_splits(DataSettings(name="cifar10", data_root=str(tmp_path)))

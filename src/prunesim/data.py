@@ -144,7 +144,14 @@ def _torchvision_loader(
                 if split_arg == "train"
                 else {"split": "train" if train else "test"}
             )
-            ds = cls(root=settings.data_root, download=settings.download, **split)
+            try:
+                ds = cls(root=settings.data_root, download=settings.download, **split)
+            except Exception as err:  # torchvision: RuntimeError, OSError, ValueError, ...
+                raise InputFileError(
+                    f"dataset {settings.name!r} in {str(settings.data_root)!r} cannot be read "
+                    f"({type(err).__name__}: {first_line(err)}); its files are missing or "
+                    "damaged: fill the folder again"
+                ) from err
             labels = getattr(ds, "targets", None)
             if labels is None:
                 labels = ds.labels
