@@ -110,12 +110,7 @@ def _retrain_and_save(
     the full original schedule, masked weights held at zero; then write the round's files."""
     assert is_nested(masks, old), "a pruning step must only remove weights"
     provenance = {**provenance, "prunesim": prunesim.__version__}
-    where = model_label(
-        provenance.get("experiment", ""),
-        provenance["seed"],
-        provenance["method"],
-        provenance["round"],
-    )
+    where = _label(provenance)
     result = train(net, splits, _train_settings(train_cfg), round_seed, masks, dev, where)
     out_model, out_mask, out_metrics = outputs
     log.info(
@@ -127,6 +122,12 @@ def _retrain_and_save(
     save_checkpoint(net.cpu(), out_model, provenance)
     save_masks(masks, out_mask)
     write_json(out_metrics, _model_metrics(net, masks, result, provenance, splits))
+
+
+def _label(provenance: dict) -> str:
+    """The model a provenance record names, for messages."""
+    experiment = provenance.get("experiment", "")
+    return model_label(experiment, provenance["seed"], provenance["method"], provenance["round"])
 
 
 def _load_model(path, experiment, seed, method, round_, model=None):
@@ -255,12 +256,7 @@ def _finetune_and_save(
     """Fine-tune a structurally pruned network and write its files. Its mask keeps every
     weight: the pruned structure is gone from the network itself."""
     masks = full_masks(net, include_output)
-    where = model_label(
-        provenance.get("experiment", ""),
-        provenance["seed"],
-        provenance["method"],
-        provenance["round"],
-    )
+    where = _label(provenance)
     result = train(net, splits, _train_settings(finetune_cfg), round_seed, device=dev, where=where)
     provenance = {**provenance, "prunesim": prunesim.__version__}
     save_checkpoint(net.cpu(), outputs.model, provenance)
