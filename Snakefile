@@ -17,6 +17,7 @@ from prunesim.config import (
 )
 from prunesim.integrity import check_files
 from prunesim.io import remove_stale_temporaries
+from prunesim.layout import RESULTS, STAGE_PATTERN
 
 # A --configfile replaces the embedded default rather than merging into it, so that a smoke
 # or paper config never inherits the default experiment.
@@ -31,8 +32,9 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
+SCHEMA = load_schema(workflow.source_path("config/config.schema.yaml"))
 try:
-    validate(config, load_schema(workflow.source_path("config/config.schema.yaml")))
+    validate(config, SCHEMA)
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
@@ -63,7 +65,7 @@ wildcard_constraints:
     seed_b="[0-9]+",
     method="[a-z][a-z_]*",
     round="[1-9][0-9]*",
-    model="dense|[a-z][a-z_]*/round[1-9][0-9]*",
+    stage=STAGE_PATTERN,
 
 
 include: "rules/common.smk"

@@ -27,19 +27,19 @@ def write_store(path: str, n: int, seed: int) -> None:
     import torch
     from torch import nn
 
-    from prunesim.activations import extract_activations
+    from prunesim.activations import record_activations
 
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(16, P), nn.Tanh(), nn.Linear(P, P))
     model.recorded_layers = ("1", "2")
     inputs = torch.randn(n, 16, generator=torch.Generator().manual_seed(0))  # same probe set
-    extract_activations(
+    record_activations(
         model, ["1", "2"], inputs, path, batch_size=5000, attrs={"probe_digest": "bench"}
     )
 
 
 def compare(path_a: str, path_b: str) -> None:
-    from prunesim.compare import CompareSettings, compare_stores
+    from prunesim.comparison import CompareSettings, compare_stores
 
     start = time.perf_counter()
     ds = compare_stores(path_a, path_b, CompareSettings(metrics=METRICS, views=("flatten",)))

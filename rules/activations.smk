@@ -1,12 +1,12 @@
 rule extract_activations:
     """Record every recorded layer of one model on the experiment's probe set (zarr)."""
     input:
-        model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/model.pt",
+        model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/model.pt",
         data=rules.prepare_data.output[0],
     output:
-        directory(f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.zarr"),
+        directory(f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/activations.zarr"),
     log:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.log",
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/activations.log",
     conda:
         "../envs/prunesim.yaml"
     threads: 1
@@ -16,9 +16,8 @@ rule extract_activations:
         gpu=GPUS,
     params:
         batch_size=lambda wc: experiment(wc)["activations"]["batch_size"],
-        model=lambda wc: experiment(wc)["model"],
+        arch=lambda wc: experiment(wc)["model"],
         expect=expected_provenance,
-        device=config["device"],
-        code=CODE["extract"],
+        code=CODE["extract_activations"],
     script:
         "../workflow/scripts/extract_activations.py"

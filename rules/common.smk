@@ -1,51 +1,73 @@
-"""Helpers shared by the rule files (config lookups, output paths, code digests)."""
+"""Helpers shared by the rule files (config lookups, the files of each job, code digests).
 
-import re
+Paths come from prunesim.layout, methods from prunesim.methods, and each rule's params carry
+only values that change its outputs (prunesim.config.result_values) plus its code digest.
+"""
+
 from pathlib import Path
 
-from prunesim.io import code_digest
-from prunesim.stages import model_identity
-
-RESULTS = "results"
-FIGURES = f"{RESULTS}/figures"
+from prunesim.code_identity import code_digest
+from prunesim.config import execution_only_keys, result_values
+from prunesim.device import gpus_reserved
+from prunesim.layout import (
+    FIGURES,
+    MODEL_FILES,
+    RESULTS,
+    STAGE_PATTERN,
+    aggregate_file,
+    checkpoint_identity,
+    model_dir,
+    seed_pair_dir,
+    stage_identity,
+)
+from prunesim.methods import (
+    DENSE_MODEL,
+    IMP_MASK,
+    METHODS,
+    PREVIOUS_MASK,
+    PREVIOUS_MODEL,
+)
 
 # GPUs a training or extraction job reserves: one when the config asks for CUDA, none for
 # 'cpu' or 'auto' ('auto' uses a visible GPU without reserving it). A countable resource, so
 # local runs with `--resources gpu=N` and SLURM runs (`--gpus`) never oversubscribe.
-GPUS = 1 if config["device"].startswith("cuda") else 0
+GPUS = gpus_reserved(config["device"])
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
-# Digests of the library code behind each family of rules, so that editing the metrics
-# reruns similarity jobs (and what follows) but never training.
+def script_code(rule_name, *modules):
+    """The code digest of a rule's job: the import closure of its adapter script (and of the
+    modules it imports by name at run time), as prunesim.code_identity finds it."""
+    return code_digest(SCRIPTS / f"{rule_name}.py", *modules)
+
+
 CODE = {
-    "data": code_digest("prunesim.stages.data", "prunesim.data"),
-    "train": code_digest(
-        "prunesim.stages.train",
-        "prunesim.accounting",
-        "prunesim.train",
-        "prunesim.models",
-        "prunesim.data",
-        "prunesim.pruning",
-        "prunesim.checkpoint",
-    ),
-    "extract": code_digest(
-        "prunesim.stages.extract",
-        "prunesim.activations",
-        "prunesim.models",
-        "prunesim.data",
-        "prunesim.checkpoint",
-        "prunesim.train",
-    ),
-    "compare": code_digest(
-        "prunesim.stages.similarity", "prunesim.compare", "prunesim.metrics"
-    ),
-    "aggregate": code_digest("prunesim.stages.similarity", "prunesim.aggregate"),
-    "figures": code_digest("prunesim.stages.figures", "prunesim.figures"),
+    name: script_code(name)
+    for name in (
+        "prepare_data",
+        "train_dense",
+        "extract_activations",
+        "compare",
+        "aggregate",
+        "figure_similarity_vs_depth",
+        "figure_accuracy_vs_sparsity",
+    )
 }
+# A round's code: the generic prune adapter and its method's job module.
+PRUNE_CODE = {name: script_code("prune", m.job) for name, m in METHODS.items()}
+
+EXECUTION_ONLY = execution_only_keys(SCHEMA)
 
 
 def experiment(wildcards):
     return config["experiments"][wildcards.exp]
+
+
+def results_of(block):
+    """For params: the experiment's config ``block`` without the values that change no
+    result (batch sizes for evaluation, memory budgets), keys in order."""
+    return lambda wc: result_values(experiment(wc)[block], EXECUTION_ONLY[block])
 
 
 def seeds(exp):
@@ -57,22 +79,17 @@ def methods(exp):
 
 
 def rounds(exp, method):
-    """A method's rounds: IMP and random pruning rounds, EPruner's betas, CKA layer-pruning
-    steps (one block each)."""
+    """A method's rounds, as its registry entry counts them from the pruning block."""
     pruning = config["experiments"][exp]["pruning"]
-    count = {
-        "epruner": len(pruning["epruner"]["betas"]),
-        "cka_layers": pruning["cka_layers"]["blocks"],
-    }.get(method, pruning["rounds"])
-    return range(1, count + 1)
+    return range(1, METHODS[method].count_rounds(pruning) + 1)
 
 
-def model_dir(exp, seed, method="dense", round=0):
-    """Folder of one model: the dense network (round 0) or a method's round."""
-    stage = (
-        "dense" if method == "dense" or int(round) == 0 else f"{method}/round{round}"
+def method_settings(wc):
+    """The method's settings for this round (its registry entry says which)."""
+    exp = experiment(wc)
+    return METHODS[wc.method].settings(
+        exp["pruning"], result_values(exp["train"]), int(wc.round)
     )
-    return f"{RESULTS}/{exp}/seed{seed}/{stage}"
 
 
 def experiment_models(exp):
@@ -98,7 +115,7 @@ def seed_pairs(exp):
 
 
 def seed_pair_file(exp, pair):
-    return f"{RESULTS}/{exp}/seeds/seed{pair['seed_a']}_vs_seed{pair['seed_b']}/similarity.nc"
+    return f"{seed_pair_dir(exp, pair['seed_a'], pair['seed_b'])}/similarity.nc"
 
 
 def seed_pair_files(wildcards):
@@ -106,16 +123,7 @@ def seed_pair_files(wildcards):
 
 
 def aggregate_outputs():
-    return expand(f"{RESULTS}/{{exp}}/similarity.nc", exp=list(config["experiments"]))
-
-
-MODEL_FILES = (
-    "model.pt",
-    "mask.pt",
-    "metrics.json",
-    "activations.zarr",
-    "similarity.nc",
-)
+    return [aggregate_file(exp) for exp in config["experiments"]]
 
 
 def every_output():
@@ -136,36 +144,23 @@ def every_output():
     return files
 
 
-def previous_round(method):
-    """Round r of ``method`` starts from its round r - 1; round 1 from the dense network."""
-
-    def inputs(wildcards):
-        r = int(wildcards.round)
-        folder = model_dir(
-            wildcards.exp, wildcards.seed, method or wildcards.method, r - 1
-        )
-        return {"model": f"{folder}/model.pt", "mask": f"{folder}/mask.pt"}
-
-    return inputs
+def round_inputs(wildcards):
+    """The files a round starts from, as its method's registry entry names them."""
+    exp, seed, r = wildcards.exp, wildcards.seed, int(wildcards.round)
+    previous = model_dir(exp, seed, wildcards.method, r - 1)
+    paths = {
+        PREVIOUS_MODEL: f"{previous}/model.pt",
+        PREVIOUS_MASK: f"{previous}/mask.pt",
+        DENSE_MODEL: f"{model_dir(exp, seed)}/model.pt",
+        IMP_MASK: f"{model_dir(exp, seed, 'imp', r)}/mask.pt",
+    }
+    return {role: paths[role] for role in METHODS[wildcards.method].starts_from}
 
 
 def expected_provenance(wildcards):
-    """What the checkpoint of the model in ``{model}`` (dense or METHOD/roundR) must say of
-    itself, so that extraction refuses a model.pt of another experiment, seed or method.
-    """
-    method, *stage = Path(wildcards.model).parts  # ("dense",) or (METHOD, "roundR")
-    round_ = int(stage[0].removeprefix("round")) if stage else 0
-    return model_identity(wildcards.exp, int(wildcards.seed), method, round_)
-
-
-def dense_model(wildcards):
-    return f"{model_dir(wildcards.exp, wildcards.seed)}/model.pt"
-
-
-def mirrored_imp_mask(wildcards):
-    """A random baseline's round r matches the kept counts of IMP's round r."""
-    folder = model_dir(wildcards.exp, wildcards.seed, "imp", wildcards.round)
-    return f"{folder}/mask.pt"
+    """What the checkpoint of the model in ``{stage}`` must say of itself, so that
+    extraction refuses a model.pt of another experiment, seed or method."""
+    return stage_identity(wildcards.exp, wildcards.seed, wildcards.stage)
 
 
 def experiment_files(name):
@@ -199,21 +194,10 @@ def files_read_not_rewritten(jobs):
     return sorted({str(f) for job in jobs for f in job.input} - written)
 
 
-CHECKPOINT_PATH = re.compile(
-    rf"{RESULTS}/(?P<exp>[^/]+)/seed(?P<seed>[0-9]+)/"
-    r"(?:dense|(?P<method>[a-z][a-z_]*)/round(?P<round>[0-9]+))/model\.pt"
-)
-
-
 def checkpoint_expectation(path):
     """What the checkpoint at ``path`` must be, from its place in results/ and the config."""
-    match = CHECKPOINT_PATH.fullmatch(path)
-    if match is None or match["exp"] not in config["experiments"]:
+    found = checkpoint_identity(path)
+    if found is None or found[0] not in config["experiments"]:
         return {}
-    identity = model_identity(
-        match["exp"],
-        int(match["seed"]),
-        match["method"] or "dense",
-        int(match["round"] or 0),
-    )
-    return {"expect": identity, "model": config["experiments"][match["exp"]]["model"]}
+    exp, identity = found
+    return {"expect": identity, "model": config["experiments"][exp]["model"]}

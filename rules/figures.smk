@@ -10,7 +10,7 @@ rule figure_similarity_vs_depth:
     conda:
         "../envs/prunesim.yaml"
     params:
-        code=CODE["figures"],
+        code=CODE["figure_similarity_vs_depth"],
     script:
         "../workflow/scripts/figure_similarity_vs_depth.py"
 
@@ -27,7 +27,7 @@ rule figure_accuracy_vs_sparsity:
     conda:
         "../envs/prunesim.yaml"
     params:
-        code=CODE["figures"],
+        code=CODE["figure_accuracy_vs_sparsity"],
     script:
         "../workflow/scripts/figure_accuracy_vs_sparsity.py"
 

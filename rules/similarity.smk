@@ -1,14 +1,14 @@
 rule compare:
     """Similarity of every layer pair of one model to the dense network of its seed."""
     input:
-        dense=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/activations.zarr",
-        model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/activations.zarr",
+        a=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/activations.zarr",
+        b=f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/activations.zarr",
     output:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/similarity.nc",
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/similarity.nc",
     log:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/similarity.log",
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/similarity.log",
     benchmark:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/{{model}}/similarity.benchmark.tsv"
+        f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/similarity.benchmark.tsv"
     conda:
         "../envs/prunesim.yaml"
     threads: 1
@@ -17,8 +17,7 @@ rule compare:
         runtime=60,
         gpu=GPUS,
     params:
-        similarity=lambda wc: experiment(wc)["similarity"],
-        device=config["device"],
+        settings=results_of("similarity"),
         code=CODE["compare"],
     script:
         "../workflow/scripts/compare.py"
@@ -28,8 +27,8 @@ rule compare_seeds:
     """Similarity of the dense networks of two seeds: how far apart independent training runs
     are, the reference against which pruning-induced change is read."""
     input:
-        dense=f"{RESULTS}/{{exp}}/seed{{seed_a}}/dense/activations.zarr",
-        model=f"{RESULTS}/{{exp}}/seed{{seed_b}}/dense/activations.zarr",
+        a=f"{RESULTS}/{{exp}}/seed{{seed_a}}/dense/activations.zarr",
+        b=f"{RESULTS}/{{exp}}/seed{{seed_b}}/dense/activations.zarr",
     output:
         f"{RESULTS}/{{exp}}/seeds/seed{{seed_a}}_vs_seed{{seed_b}}/similarity.nc",
     log:
@@ -44,8 +43,7 @@ rule compare_seeds:
         runtime=60,
         gpu=GPUS,
     params:
-        similarity=lambda wc: experiment(wc)["similarity"],
-        device=config["device"],
+        settings=results_of("similarity"),
         code=CODE["compare"],
     script:
         "../workflow/scripts/compare.py"
@@ -58,7 +56,7 @@ rule aggregate:
         metrics=experiment_files("metrics.json"),
         seed_similarity=seed_pair_files,
     output:
-        f"{RESULTS}/{{exp}}/similarity.nc",
+        aggregate_file("{exp}"),
     log:
         f"{RESULTS}/{{exp}}/aggregate.log",
     conda:

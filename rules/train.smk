@@ -11,8 +11,8 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        dataset=lambda wc: experiment(wc)["dataset"],
-        code=CODE["data"],
+        dataset=results_of("dataset"),
+        code=CODE["prepare_data"],
     script:
         "../workflow/scripts/prepare_data.py"
 
@@ -37,10 +37,9 @@ rule train_dense:
         runtime=120,
         gpu=GPUS,
     params:
-        model=lambda wc: experiment(wc)["model"],
-        train=lambda wc: experiment(wc)["train"],
+        arch=lambda wc: experiment(wc)["model"],
+        train=results_of("train"),
         prune_output_layer=lambda wc: experiment(wc)["pruning"]["prune_output_layer"],
-        device=config["device"],
-        code=CODE["train"],
+        code=CODE["train_dense"],
     script:
         "../workflow/scripts/train_dense.py"

@@ -87,7 +87,7 @@ def probe_images() -> torch.Tensor:
 def lenet_stores(tmp_path_factory, probe_images) -> dict[str, Path]:
     """Real activation stores of two differently seeded lenet5s on the same probe set, and one
     store whose manifest carries a different probe digest."""
-    from prunesim.activations import extract_activations
+    from prunesim.activations import record_activations
 
     root = tmp_path_factory.mktemp("stores")
     paths = {}
@@ -95,7 +95,7 @@ def lenet_stores(tmp_path_factory, probe_images) -> dict[str, Path]:
         torch.manual_seed(seed)
         model = build_model("lenet5", 1, 10, 28)
         paths[key] = root / f"{key}.zarr"
-        extract_activations(
+        record_activations(
             model,
             list(model.recorded_layers),
             probe_images,

@@ -7,6 +7,7 @@ files' times and Snakemake's metadata, so a test may change or damage it freely.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,17 +22,23 @@ EXPERIMENT = "smoke"
 CONFIG = "config/smoke.yaml"
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Real snakemake in ``workdir``; ``env`` adds environment variables (e.g. PYTHONPATH)."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    environ = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        cmd, cwd=workdir, capture_output=True, text=True, timeout=600, env=environ
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+def planned_jobs(workdir: Path, *args: str, env: dict | None = None) -> dict[str, int]:
     """Rule -> job count of a dry run (the 'Job stats' table); empty if nothing to do."""
-    proc = snakemake(workdir, "--dry-run", *args)
+    proc = snakemake(workdir, "--dry-run", *args, env=env)
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:
         return {}
@@ -39,6 +46,13 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE))
     counts.pop("total", None)
     return {rule: int(n) for rule, n in counts.items()}
+
+
+def planned_outputs(workdir: Path, *args: str, env: dict | None = None) -> set[str]:
+    """The output files of every job a dry run plans (empty if nothing to do)."""
+    proc = snakemake(workdir, "--dry-run", *args, env=env)
+    lines = re.findall(r"^\s+output: (.*)$", proc.stdout + proc.stderr, flags=re.MULTILINE)
+    return {path for line in lines for path in line.split(", ")}
 
 
 def copy_workflow(dest: Path) -> Path:

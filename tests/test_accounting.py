@@ -3,7 +3,8 @@
 import torch
 
 from prunesim.accounting import count
-from prunesim.pruning import apply_masks, full_masks, magnitude_step
+from prunesim.pruning.magnitude import magnitude_step
+from prunesim.pruning.masks import apply_masks, full_masks
 
 
 def test_lenet5_dense_counts_match_the_architecture(make_model):

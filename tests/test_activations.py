@@ -16,8 +16,8 @@ from prunesim.activations import (
     FORMAT,
     DamagedStoreError,
     IncompleteStoreError,
-    extract_activations,
     open_activations,
+    record_activations,
 )
 
 N, BATCH = 70, 32  # two full chunks and a partial one
@@ -42,7 +42,7 @@ def extracted(tmp_path_factory):
     images = torch.randn(N, 1, 28, 28, generator=torch.Generator().manual_seed(3))
     path = tmp_path_factory.mktemp("act") / "model.zarr"
     layers = list(model.recorded_layers)
-    extract_activations(model, layers, images, path, batch_size=BATCH, attrs={"probe_digest": "d1"})
+    record_activations(model, layers, images, path, batch_size=BATCH, attrs={"probe_digest": "d1"})
     return model, images, layers, path
 
 
@@ -92,7 +92,7 @@ def test_extraction_runs_the_model_in_eval_mode(tmp_path):
         model[1].running_mean.fill_(3.0)  # eval-mode output differs from train-mode output
     images = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
     model.train()
-    extract_activations(model, ["1"], images, tmp_path / "s.zarr", batch_size=8)
+    record_activations(model, ["1"], images, tmp_path / "s.zarr", batch_size=8)
     with torch.no_grad():
         expected = model.eval()(images)
     stored = torch.from_numpy(open_activations(tmp_path / "s.zarr").load("1"))
@@ -106,7 +106,7 @@ def test_output_of_a_layer_followed_by_an_in_place_op_is_stored_unmodified(tmp_p
     with torch.no_grad():
         expected = model[0](images)
     assert bool((expected < 0).any())  # the ReLU changes something
-    extract_activations(model, ["0"], images, tmp_path / "s.zarr", batch_size=6)
+    record_activations(model, ["0"], images, tmp_path / "s.zarr", batch_size=6)
     stored = torch.from_numpy(open_activations(tmp_path / "s.zarr").load("0"))
     torch.testing.assert_close(stored, expected)
 
@@ -156,7 +156,7 @@ def test_failed_extraction_leaves_no_store_and_no_temp_folder(tmp_path):
     model = FailsOnSecondBatch()
     path = tmp_path / "out" / "model.zarr"
     with pytest.raises(RuntimeError, match="second batch"):
-        extract_activations(model, ["fc", "relu"], torch.randn(10, 4), path, batch_size=4)
+        record_activations(model, ["fc", "relu"], torch.randn(10, 4), path, batch_size=4)
     assert model.calls == 2  # the first batch was written before the failure
     assert not path.exists()
     assert list(path.parent.iterdir()) == []
@@ -165,10 +165,10 @@ def test_failed_extraction_leaves_no_store_and_no_temp_folder(tmp_path):
 
 def test_failed_extraction_keeps_an_existing_store_intact(tmp_path):
     path = tmp_path / "model.zarr"
-    extract_activations(FailsOnSecondBatch(), ["fc"], torch.randn(4, 4), path, batch_size=4)
+    record_activations(FailsOnSecondBatch(), ["fc"], torch.randn(4, 4), path, batch_size=4)
     before = open_activations(path).load("fc")
     with pytest.raises(RuntimeError, match="second batch"):
-        extract_activations(FailsOnSecondBatch(), ["fc"], torch.randn(10, 4), path, batch_size=4)
+        record_activations(FailsOnSecondBatch(), ["fc"], torch.randn(10, 4), path, batch_size=4)
     store = open_activations(path)
     assert store.n == 4
     assert (store.load("fc") == before).all()
@@ -178,7 +178,7 @@ def test_failed_extraction_keeps_an_existing_store_intact(tmp_path):
 def test_unknown_layer_raises_and_writes_nothing(tmp_path):
     model = FailsOnSecondBatch()
     with pytest.raises(ValueError, match="nope"):
-        extract_activations(model, ["fc", "nope"], torch.randn(4, 4), tmp_path / "s.zarr")
+        record_activations(model, ["fc", "nope"], torch.randn(4, 4), tmp_path / "s.zarr")
     assert list(tmp_path.iterdir()) == []
     assert model.calls == 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from prunesim.aggregate import ABSENT, ModelResult, SeedPairResult, aggregate
+from prunesim.aggregate import ABSENT, ModelResult, SeedPairResult, aggregate_results
 from prunesim.io import write_json
 
 DENSE_LAYERS = ["relu1", "layer1.0", "layer1.1", "fc"]
@@ -56,7 +56,7 @@ def test_missing_rounds_and_removed_layers_are_nan_with_their_reason(tmp_path):
         ModelResult(0, "cka_layers", 1, *cka1),
         ModelResult(0, "cka_layers", 2, *cka2),
     ]
-    ds = aggregate(results).sel(seed=0, metric="cka_linear", view="gap")
+    ds = aggregate_results(results).sel(seed=0, metric="cka_linear", view="gap")
 
     assert list(ds.layer_b.values) == DENSE_LAYERS  # the dense order, not alphabetical
     assert list(ds.depth_b.values) == [0, 1, 2, 3]
@@ -80,7 +80,7 @@ def test_layer_names_of_every_length_survive_whichever_model_comes_first(tmp_pat
     short = _model(tmp_path, "short", ["relu1", "relu2", "relu3", "fc"], 0.5, 0.9, 100)
     long_ = _model(tmp_path, "long", ["layer1.0", "fc"], 0.4, 0.8, 50)
     for first, second in ((short, long_), (long_, short)):
-        ds = aggregate([ModelResult(0, "a", 0, *first), ModelResult(0, "a", 1, *second)])
+        ds = aggregate_results([ModelResult(0, "a", 0, *first), ModelResult(0, "a", 1, *second)])
         assert set(ds.layer_b.values) == {"relu1", "relu2", "relu3", "layer1.0", "fc"}
 
 
@@ -88,7 +88,7 @@ def test_seed_similarity_keeps_the_dense_layer_order_and_marks_absent_layers(tmp
     dense = _model(tmp_path, "dense", DENSE_LAYERS, 1.0, 0.9, 100)
     fewer = _model(tmp_path, "fewer", ["relu1", "fc"], 0.7, 0.8, 50)
     seed_file = _model(tmp_path, "seed", ["relu1", "layer1.1", "fc"], 0.6, 0.9, 100)[0]
-    ds = aggregate(
+    ds = aggregate_results(
         [ModelResult(0, "a", 0, *dense), ModelResult(0, "a", 1, *fewer)],
         [SeedPairResult(0, 1, seed_file)],
     )

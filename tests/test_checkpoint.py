@@ -9,7 +9,7 @@ import torch
 from prunesim.checkpoint import load_checkpoint, save_checkpoint, tensor_digest
 from prunesim.io import InputFileError
 from prunesim.models import build_model
-from prunesim.pruning import check_masks_fit, full_masks, load_masks, save_masks
+from prunesim.pruning.masks import check_masks_fit, full_masks, load_masks, save_masks
 
 IDENTITY = {"experiment": "e", "method": "imp", "round": 2, "seed": 0}
 

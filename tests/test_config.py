@@ -5,17 +5,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-import prunesim.compare
+import prunesim.comparison
 import prunesim.data
 import prunesim.metrics
 import prunesim.models
-import prunesim.pruning
-import prunesim.train
+import prunesim.pruning.magnitude
+import prunesim.training
 from prunesim.config import ConfigError, load_schema, validate
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -114,9 +115,9 @@ def test_minimal_experiment_gets_every_default(schema):
         "rate": 0.4,
         "scope": "global",
         "prune_output_layer": False,
-        # finetune_epochs: null in the schema, then the experiment's train.epochs
-        "epruner": {"betas": [0.85, 0.9, 0.95], "finetune_epochs": 8},
-        "cka_layers": {"blocks": 2, "finetune_epochs": 8, "criterion_samples": 1000},
+        # finetune_epochs: null (the methods' settings read it as train.epochs)
+        "epruner": {"betas": [0.85, 0.9, 0.95], "finetune_epochs": None},
+        "cka_layers": {"blocks": 2, "finetune_epochs": None, "criterion_samples": 1000},
     }
     assert exp["activations"] == {"batch_size": 500}
     assert exp["similarity"]["metrics"] == list(prunesim.metrics.METRICS)
@@ -323,9 +324,9 @@ def test_model_enum_equals_model_registry(schema):
 @pytest.mark.parametrize(
     ("key", "registry"),
     [
-        ("optimizer", prunesim.train.OPTIMIZERS),
-        ("schedule", prunesim.train.SCHEDULES),
-        ("augment", prunesim.train.AUGMENTATIONS),
+        ("optimizer", prunesim.training.OPTIMIZERS),
+        ("schedule", prunesim.training.SCHEDULES),
+        ("augment", prunesim.training.AUGMENTATIONS),
     ],
 )
 def test_train_enums_equal_train_registries(schema, key, registry):
@@ -333,7 +334,7 @@ def test_train_enums_equal_train_registries(schema, key, registry):
 
 
 def test_scope_enum_equals_pruning_scopes(schema):
-    assert _enum(schema, "pruning", "properties", "scope") == set(prunesim.pruning.SCOPES)
+    assert _enum(schema, "pruning", "properties", "scope") == set(prunesim.pruning.magnitude.SCOPES)
 
 
 def test_metric_enum_equals_metric_registry(schema):
@@ -343,7 +344,7 @@ def test_metric_enum_equals_metric_registry(schema):
 
 def test_view_enum_equals_view_registry(schema):
     views = _enum(schema, "similarity", "properties", "views", "items")
-    assert views == set(prunesim.compare.VIEWS)
+    assert views == set(prunesim.comparison.VIEWS)
 
 
 # --- the schema's defaults are the library's defaults -----------------------------------------
@@ -362,8 +363,8 @@ def _dataclass_defaults(cls) -> dict:
     [
         (("dataset",), prunesim.data.DataSettings),
         (("dataset", "properties", "synthetic"), prunesim.data.SyntheticSettings),
-        (("train",), prunesim.train.TrainSettings),
-        (("similarity",), prunesim.compare.CompareSettings),
+        (("train",), prunesim.training.TrainSettings),
+        (("similarity",), prunesim.comparison.CompareSettings),
     ],
     ids=["dataset", "synthetic", "train", "similarity"],
 )
@@ -376,3 +377,96 @@ def test_schema_keys_and_defaults_match_the_settings_dataclasses(schema, path, c
         assert key in defaults, f"schema key {key} is not a field of {cls.__name__}"
         if "default" in prop and key != "synthetic":
             assert prop["default"] == defaults[key], key
+
+
+# --- one source of truth: the schema; the library's settings and the docs follow it ----------
+
+
+def _schema_defaults(schema: dict, block: str) -> dict:
+    return {
+        key: sub["default"]
+        for key, sub in schema["$defs"][block]["properties"].items()
+        if "default" in sub
+    }
+
+
+@pytest.mark.parametrize(
+    ("block", "settings", "extra"),
+    [
+        ("train", prunesim.training.TrainSettings, set()),
+        ("dataset", prunesim.data.DataSettings, {"name"}),
+        ("similarity", prunesim.comparison.CompareSettings, {"device"}),
+    ],
+)
+def test_library_settings_have_the_schema_keys_and_defaults(schema, block, settings, extra):
+    import dataclasses
+
+    defaults = _schema_defaults(schema, block)
+    fields = {f.name: f for f in dataclasses.fields(settings)}
+    assert set(fields) - extra == set(schema["$defs"][block]["properties"]) - {"name"}
+    for key, default in defaults.items():
+        field = fields[key]
+        value = field.default_factory() if callable(field.default_factory) else field.default
+        expected = tuple(default) if isinstance(value, tuple) else default
+        assert value == expected, f"{block}.{key}: library {value!r}, schema {default!r}"
+
+
+def _readme_rows() -> dict[tuple[str, str], str]:
+    """(section, key) -> default cell of every table row in config/README.md; the section is
+    the block its heading names ('top', 'experiment', 'train', ...)."""
+    rows, section = {}, None
+    for line in (CONFIG / "README.md").read_text().splitlines():
+        heading = re.match(r"^#+ (.*)$", line)
+        if heading:
+            title = heading[1]
+            named = re.search(r"`([a-z_.A-Z]+)`", title)
+            section = "top" if title == "Top level" else (named[1] if named else title)
+            section = "experiment" if section == "experiments.NAME" else section
+            continue
+        row = re.match(r"^\| `([a-z0-9_.]+)` \| ([^|]+) \|", line)
+        if row:
+            rows[(section, row[1])] = row[2].strip()
+    return rows
+
+
+def _documented_keys(schema: dict) -> dict[tuple[str, str], object]:
+    """(section, key) -> schema default of every key a config may set, as config/README.md
+    documents it (the epruner and cka_layers blocks in pruning's table as epruner.KEY)."""
+    keys = {("top", k): sub.get("default") for k, sub in schema["properties"].items()}
+    for block in ("experiment", "dataset", "train", "pruning", "activations", "similarity"):
+        for key, sub in schema["$defs"][block]["properties"].items():
+            if block == "experiment" and "$ref" in sub:
+                continue  # a block of its own, with its own section
+            if "$ref" in sub:
+                nested = schema["$defs"][key]["properties"]
+                keys.update({(block, f"{key}.{k}"): v.get("default") for k, v in nested.items()})
+            else:
+                keys[(block, key)] = sub.get("default")
+    return keys
+
+
+def test_config_readme_documents_every_schema_key_with_its_default(schema):
+    rows = _readme_rows()
+    keys = _documented_keys(schema)
+    assert set(rows) == set(keys)
+    for (section, key), default in keys.items():
+        cell = rows[(section, key)]
+        if "required" in cell or cell == "all seven":
+            assert default is None or key == "metrics", (section, key)
+            continue
+        shown = yaml.safe_load(cell.strip("`"))
+        if isinstance(shown, str) and isinstance(default, float):  # YAML 1.1 reads 1e-6 as text
+            shown = float(shown)
+        assert shown == default, f"config/README.md {section}.{key}: {cell}, schema {default!r}"
+
+
+def test_schema_device_words_are_the_device_vocabulary(schema):
+    from prunesim.device import DEVICE_PATTERN
+
+    assert schema["properties"]["device"]["pattern"] == DEVICE_PATTERN
+
+
+def test_schema_methods_are_the_registry(schema):
+    from prunesim.methods import METHODS
+
+    assert _enum(schema, "pruning", "properties", "methods", "items") == set(METHODS)

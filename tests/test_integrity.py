@@ -18,6 +18,7 @@ def test_every_file_kind_the_jobs_read_has_a_checker():
         "metrics.json",
         "activations.zarr",
         "similarity.nc",
+        "aggregate.nc",
     }
 
 

@@ -1,4 +1,4 @@
-"""Tests for atomic writes, JSON helpers and code digests (prunesim.io)."""
+"""Tests for atomic writes, JSON and netCDF helpers, and job failures (prunesim.io)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import xarray as xr
 from prunesim.io import (
     InputFileError,
     atomic_path,
-    code_digest,
     read_json,
     read_netcdf,
     remove_stale_temporaries,
@@ -121,73 +120,6 @@ def test_write_json_read_json_round_trip_with_sorted_keys(tmp_path):
     assert read_json(path) == data
     text = path.read_text()
     assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
-
-
-# --- code_digest ------------------------------------------------------------------------------
-
-
-def _package(root, name: str, files: dict[str, str]):
-    pkg = root / name
-    pkg.mkdir()
-    for rel, text in files.items():
-        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
-        (pkg / rel).write_text(text)
-    return pkg
-
-
-def test_code_digest_is_stable_for_unchanged_sources(tmp_path, monkeypatch):
-    _package(tmp_path, "psim_digest_a", {"__init__.py": "", "mod.py": "X = 1\n"})
-    monkeypatch.syspath_prepend(tmp_path)
-    first = code_digest("psim_digest_a")
-    assert code_digest("psim_digest_a") == first
-    assert len(first) == 16 and int(first, 16) >= 0
-
-
-def test_code_digest_of_a_package_changes_when_a_module_file_changes(tmp_path, monkeypatch):
-    pkg = _package(tmp_path, "psim_digest_b", {"__init__.py": "", "sub/mod.py": "X = 1\n"})
-    monkeypatch.syspath_prepend(tmp_path)
-    before = code_digest("psim_digest_b")
-    (pkg / "sub" / "mod.py").write_text("X = 2\n")
-    after = code_digest("psim_digest_b")
-    assert after != before
-    (pkg / "sub" / "mod.py").write_text("X = 1\n")
-    assert code_digest("psim_digest_b") == before  # content, not timestamps
-
-
-def test_code_digest_of_a_package_changes_when_a_module_is_added(tmp_path, monkeypatch):
-    pkg = _package(tmp_path, "psim_digest_c", {"__init__.py": "", "mod.py": "X = 1\n"})
-    monkeypatch.syspath_prepend(tmp_path)
-    before = code_digest("psim_digest_c")
-    (pkg / "extra.py").write_text("")
-    assert code_digest("psim_digest_c") != before
-
-
-def test_code_digest_of_a_module_covers_only_that_module(tmp_path, monkeypatch):
-    files = {"__init__.py": "", "one.py": "A = 1\n", "two.py": "B = 1\n"}
-    pkg = _package(tmp_path, "psim_digest_d", files)
-    monkeypatch.syspath_prepend(tmp_path)
-    one = code_digest("psim_digest_d.one")
-    (pkg / "two.py").write_text("B = 2\n")
-    assert code_digest("psim_digest_d.one") == one
-    (pkg / "one.py").write_text("A = 2\n")
-    assert code_digest("psim_digest_d.one") != one
-
-
-def test_code_digest_does_not_depend_on_argument_order_or_repeats(tmp_path, monkeypatch):
-    _package(tmp_path, "psim_digest_e", {"__init__.py": "", "m1.py": "1\n", "m2.py": "2\n"})
-    monkeypatch.syspath_prepend(tmp_path)
-    forward = code_digest("psim_digest_e.m1", "psim_digest_e.m2")
-    assert code_digest("psim_digest_e.m2", "psim_digest_e.m1", "psim_digest_e.m1") == forward
-    assert code_digest("psim_digest_e.m1") != forward
-
-
-def test_code_digest_of_prunesim_modules_differ():
-    assert code_digest("prunesim.metrics") != code_digest("prunesim.train")
-
-
-def test_code_digest_of_a_missing_module_raises():
-    with pytest.raises(ValueError, match="psim_no_such_module"):
-        code_digest("psim_no_such_module")
 
 
 def test_atomic_path_removes_temporaries_of_the_same_target_left_by_killed_jobs(tmp_path):

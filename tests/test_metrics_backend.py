@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from prunesim.compare import CompareSettings, compare_stores
+from prunesim.comparison import CompareSettings, compare_stores
 from prunesim.metrics import METRICS, backend, evaluate, pair_factors, similarity
 from prunesim.metrics.backend import NUMPY, TorchBackend, _torch_median, get_backend
 

@@ -27,7 +27,7 @@ from smoke_workflow import EXPERIMENT, ROOT, copy_workflow
 CONFIG = "config/smoke.yaml"
 # Seed 0's first IMP round: by the time it runs, the dense networks are finished outputs. The
 # plugin names a SLURM job by its rule and wildcard values in the job's comment.
-CANCELLED_RULE, CANCELLED_WILDCARDS = "prune_imp", "smoke_0_1"
+CANCELLED_RULE, CANCELLED_WILDCARDS = "prune", "smoke_0_imp_1"
 CANCELLED_OUTPUTS = [
     f"results/{EXPERIMENT}/seed0/imp/round1/{name}"
     for name in ("model.pt", "mask.pt", "metrics.json")
@@ -299,7 +299,7 @@ def test_cluster_results_equal_a_local_run(interrupted, recovered, local_run):
     cluster_metrics, local_metrics = metrics(interrupted.workdir), metrics(local_run.workdir)
     assert len(cluster_metrics) == 10  # 2 seeds x (dense + 2 IMP + 2 random rounds)
     assert cluster_metrics == local_metrics
-    aggregate = f"results/{EXPERIMENT}/similarity.nc"
+    aggregate = f"results/{EXPERIMENT}/aggregate.nc"
     with (
         xr.open_dataset(interrupted.workdir / aggregate) as cluster,
         xr.open_dataset(local_run.workdir / aggregate) as local,

@@ -1,7 +1,7 @@
 """The whole DAG on config/smoke.yaml, run by real snakemake in a temporary copy of the workflow.
 
-The tests of this module share one completed run (module-scoped fixture) and go on to check
-caching and re-running against it, so they run in file order.
+Every test gets its own copy of one completed run (``finished_smoke_run``, run once per
+session), so a test may rerun or change jobs without touching the others, in any order.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from smoke_workflow import (
 
 from prunesim.checkpoint import load_checkpoint
 from prunesim.metrics import METRICS
-from prunesim.pruning import load_masks
+from prunesim.pruning.masks import load_masks
 
 LAYERS = ["relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3"]
 # The rules that depend on activations: a similarity change or re-extraction reruns only these.
@@ -42,9 +42,9 @@ DOWNSTREAM_OF_ACTIVATIONS = {
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def smoke_run(finished_smoke_run, tmp_path_factory) -> Path:
-    return copy_run(finished_smoke_run, tmp_path_factory.mktemp("workflow") / "run")
+@pytest.fixture
+def smoke_run(finished_smoke_run, tmp_path) -> Path:
+    return copy_run(finished_smoke_run, tmp_path / "run")
 
 
 def model_dirs(workdir: Path) -> list[Path]:
@@ -103,7 +103,7 @@ def test_smoke_run_writes_similarity_datasets(smoke_run):
 
 
 def test_smoke_run_aggregates_over_seeds_methods_and_rounds(smoke_run):
-    with xr.open_dataset(smoke_run / "results" / EXPERIMENT / "similarity.nc") as ds:
+    with xr.open_dataset(smoke_run / "results" / EXPERIMENT / "aggregate.nc") as ds:
         assert ds.similarity.dims == (
             "seed",
             "pruning",
@@ -225,7 +225,7 @@ def test_workflow_lint_passes():
 
 def test_rerunning_a_training_job_reproduces_its_model_exactly(smoke_run):
     """Same config and seed, same numbers on CPU: retraining IMP round 1 of seed 1 gives
-    bit-identical weights and metrics. (Runs last: it makes downstream outputs look stale.)"""
+    bit-identical weights and metrics."""
     import torch
 
     folder = model_dirs(smoke_run)[4]  # seed1/imp/round1

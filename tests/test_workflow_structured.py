@@ -1,12 +1,15 @@
-"""Structured pruning through the whole DAG: EPruner and CKA layer pruning on a small ResNet-20
-(synthetic data), run by real snakemake in a temporary copy of the workflow.
+"""Structured pruning through the whole DAG: EPruner and CKA layer pruning (and one IMP round)
+on a small ResNet-20 (synthetic data), run by real snakemake in a temporary copy of the
+workflow; and which jobs rerun when the library's code or an execution-only value changes.
 
-The tests share one completed run (module-scoped fixture) and run in file order.
+The tests share one completed run (module-scoped fixture); a test that changes anything works
+on its own copy.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ import torch
 import xarray as xr
 import yaml
 import zarr
-from smoke_workflow import copy_workflow, planned_jobs, snakemake
+from smoke_workflow import ROOT, copy_run, copy_workflow, planned_jobs, planned_outputs, snakemake
 
 from prunesim.aggregate import ABSENT
 from prunesim.checkpoint import load_checkpoint
@@ -43,7 +46,8 @@ CONFIG = {
             "seeds": [0],
             "train": {"epochs": 1, "batch_size": 64, "lr": 0.05},
             "pruning": {
-                "methods": ["epruner", "cka_layers"],
+                "methods": ["imp", "epruner", "cka_layers"],
+                "rounds": 1,
                 "epruner": {"betas": [1.0, 2.0], "finetune_epochs": 1},
                 "cka_layers": {"blocks": 2, "finetune_epochs": 1, "criterion_samples": 64},
             },
@@ -114,9 +118,9 @@ def test_cka_steps_remove_one_block_each_and_never_a_downsampling_one(run):
 
 
 def test_aggregate_marks_removed_layers_absent_and_keeps_the_others(run):
-    with xr.open_dataset(run / "results" / EXPERIMENT / "similarity.nc") as ds:
+    with xr.open_dataset(run / "results" / EXPERIMENT / "aggregate.nc") as ds:
         ds = ds.load()
-    assert set(ds.pruning.values) == {"epruner", "cka_layers"}
+    assert set(ds.pruning.values) == {"imp", "epruner", "cka_layers"}
     assert list(ds["round"].values) == [0, 1, 2]
     step2 = ds.sel(seed=0, pruning="cka_layers", round=2, metric="cka_linear", view="gap")
     model, provenance = load_checkpoint(_seed_dir(run) / "cka_layers/round2/model.pt")
@@ -130,7 +134,7 @@ def test_aggregate_marks_removed_layers_absent_and_keeps_the_others(run):
     dense = ds.sel(seed=0, round=0)
     assert np.all(dense.sparsity == 0)
     assert np.all(dense.parameters_remaining == 1) and np.all(dense.flops_remaining == 1)
-    pruned = ds.sel(seed=0, round=[1, 2])
+    pruned = ds.sel(seed=0, round=[1, 2], pruning=["epruner", "cka_layers"])
     assert np.all((pruned.flops_remaining > 0) & (pruned.flops_remaining < 1))
     assert np.all(np.isfinite(pruned.test_accuracy))
 
@@ -152,4 +156,81 @@ def test_nothing_to_do_after_a_complete_run_and_steps_rerun_alone(run):
     jobs = planned_jobs(
         run, target, "--forcerun", target, "--configfile", "config/test_structured.yaml"
     )
-    assert jobs == {"prune_cka_layers": 1}
+    assert jobs == {"prune": 1}
+
+
+# --- code identity: an edit reruns exactly the jobs whose code it changes -----------------------
+
+STRUCTURED = "config/test_structured.yaml"
+
+
+@pytest.fixture
+def editable(run, tmp_path) -> tuple[Path, dict]:
+    """A copy of the finished run with its own copy of the library (first on PYTHONPATH)."""
+    workdir = copy_run(run, tmp_path / "run")
+    shutil.copytree(ROOT / "src" / "prunesim", tmp_path / "src" / "prunesim")
+    return workdir, {"PYTHONPATH": str(tmp_path / "src")}
+
+
+def _edit(tmp_path: Path, module: str) -> None:
+    path = tmp_path / "src" / "prunesim" / module
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def _models(outputs: set[str]) -> set[str]:
+    """The model folders (below results/EXP/seed0) whose model.pt or store a plan rewrites."""
+    prefix = f"results/{EXPERIMENT}/seed0/"
+    return {
+        p.removeprefix(prefix).rsplit("/", 1)[0]
+        for p in outputs
+        if p.startswith(prefix) and p.endswith(("model.pt", "activations.zarr"))
+    }
+
+
+def test_an_unedited_copy_of_the_library_reruns_nothing(editable):
+    workdir, env = editable
+    assert planned_jobs(workdir, "--configfile", STRUCTURED, env=env) == {}
+
+
+def test_editing_a_metric_reruns_comparisons_and_cka_layer_pruning_never_training(
+    editable, tmp_path
+):
+    workdir, env = editable
+    _edit(tmp_path, "metrics/factors.py")
+    jobs = planned_jobs(workdir, "--configfile", STRUCTURED, env=env)
+    assert "train_dense" not in jobs and "prepare_data" not in jobs
+    outputs = planned_outputs(workdir, "--configfile", STRUCTURED, env=env)
+    rebuilt = _models(outputs)
+    # CKA layer pruning computes its criterion with the metrics: both steps rerun, and their
+    # stores are extracted again; no other model is rebuilt
+    assert {m for m in rebuilt if not m.startswith("cka_layers/")} == set()
+    assert {"cka_layers/round1", "cka_layers/round2"} <= rebuilt
+    # every comparison of every model reruns
+    compared = {p for p in outputs if p.endswith("/similarity.nc")}
+    assert f"results/{EXPERIMENT}/seed0/dense/similarity.nc" in compared
+    assert f"results/{EXPERIMENT}/seed0/epruner/round2/similarity.nc" in compared
+
+
+def test_editing_epruner_reruns_epruner_rounds_and_what_follows_them_only(editable, tmp_path):
+    workdir, env = editable
+    _edit(tmp_path, "pruning/epruner.py")
+    outputs = planned_outputs(workdir, "--configfile", STRUCTURED, env=env)
+    assert _models(outputs) == {"epruner/round1", "epruner/round2"}
+    compared = {p for p in outputs if p.endswith("/similarity.nc")}
+    assert compared == {
+        f"results/{EXPERIMENT}/seed0/epruner/round{r}/similarity.nc" for r in (1, 2)
+    }
+    assert f"results/{EXPERIMENT}/aggregate.nc" in outputs
+
+
+def test_values_that_change_no_result_rerun_nothing(run, tmp_path):
+    workdir = copy_run(run, tmp_path / "run")
+    config = yaml.safe_load((workdir / STRUCTURED).read_text())
+    config["device"] = "auto"  # the same computation on this CPU-only machine
+    exp = config["experiments"][EXPERIMENT]
+    exp["train"]["eval_batch_size"] = 7
+    exp["similarity"]["cross_memory_mb"] = 1
+    exp["dataset"]["download"] = False
+    exp["pruning"] = dict(reversed(list(exp["pruning"].items())))  # key order in the file
+    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert planned_jobs(workdir, "--configfile", "config/changed.yaml") == {}

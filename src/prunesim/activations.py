@@ -52,7 +52,7 @@ def chunk_checksum(values: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(values, dtype=np.float32).data)
 
 
-def extract_activations(
+def record_activations(
     model: nn.Module,
     layers: list[str],
     images: torch.Tensor,
@@ -216,7 +216,7 @@ def _summary(recorded: dict | None) -> str:
 
 
 def open_activations(path: str | os.PathLike[str]) -> ActivationStore:
-    """Open a store written by :func:`extract_activations`; refuse incomplete or foreign
+    """Open a store written by :func:`record_activations`; refuse incomplete or foreign
     ones, and ones whose arrays differ from what the manifest records."""
     path = Path(path)
     name = f"activation store {str(path)!r}"

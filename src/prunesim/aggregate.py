@@ -76,7 +76,7 @@ def _fractions(info: dict) -> tuple[float, float]:
     return params["remaining"] / params["dense"], flops["remaining"] / flops["dense"]
 
 
-def aggregate(
+def aggregate_results(
     results: list[ModelResult],
     seed_pairs: list[SeedPairResult] | None = None,
     attrs: dict | None = None,

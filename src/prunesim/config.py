@@ -1,7 +1,16 @@
 """Config validation: JSON schema with defaults, then checks the schema cannot express.
 
+``config/config.schema.yaml`` is the one home of every key: its type, range, default, the
+phrase an error message uses (``description``), and whether it changes results
+(``x-changes-results: false`` marks values that only move memory or speed, such as the batch
+size for evaluation; they are left out of the rules' params, so changing them reruns nothing).
+The pruning methods a config may name are the registry's (:mod:`prunesim.methods`). Tests
+check the rest against the schema: ``config/README.md``'s tables list exactly its keys with its
+defaults, and the library's settings classes have its keys and defaults.
+
 Every problem is reported as a :class:`ConfigError` whose message names the key (as a dotted
-path) and what was expected, before any job runs.
+path) and what was expected, before any job runs. Validation fills in defaults and changes
+nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import jsonschema
 import yaml
 
 from prunesim.data import DataNotFoundError, DataSettings, check_available, get_spec
+from prunesim.device import DeviceError, check_visible
+from prunesim.methods import METHODS
 
 
 class ConfigError(ValueError):
@@ -77,7 +88,38 @@ def _dotted(path) -> str:
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """The schema at ``path``, its list of pruning methods taken from the registry."""
+    schema = yaml.safe_load(Path(path).read_text())
+    methods = schema["$defs"]["pruning"]["properties"]["methods"]
+    methods["items"]["enum"] = list(METHODS)
+    return schema
+
+
+def execution_only_keys(schema: dict) -> dict[str, set[str]]:
+    """For each block of the schema's ``$defs``, its keys that change no result."""
+    return {
+        block: {
+            key
+            for key, sub in definition.get("properties", {}).items()
+            if sub.get("x-changes-results") is False
+        }
+        for block, definition in schema["$defs"].items()
+    }
+
+
+def result_values(block: dict, execution_only: set[str] = frozenset()) -> dict:
+    """``block`` without the keys that change no result, every mapping ordered by key: a
+    rule's params, which Snakemake compares by their text, so neither such a key nor the
+    order of keys in a YAML file reruns a job."""
+    return _sorted({k: v for k, v in block.items() if k not in execution_only})
+
+
+def _sorted(node):
+    if isinstance(node, dict):
+        return {k: _sorted(v) for k, v in sorted(node.items())}
+    if isinstance(node, list):
+        return [_sorted(v) for v in node]
+    return node
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict:
@@ -124,22 +166,7 @@ def validate(config: dict, schema: dict) -> dict:
         raise ConfigError(message)
     for name, experiment in config["experiments"].items():
         _check_experiment(name, experiment)
-    _sort_keys_in_place(config)
     return config
-
-
-def _sort_keys_in_place(node) -> None:
-    """Order every mapping by key: rules receive config blocks as params, and Snakemake
-    compares params by their text, so reordering keys in a YAML file must not rerun jobs."""
-    if isinstance(node, dict):
-        items = sorted(node.items())
-        node.clear()
-        node.update(items)
-        for value in node.values():
-            _sort_keys_in_place(value)
-    elif isinstance(node, list):
-        for value in node:
-            _sort_keys_in_place(value)
 
 
 def _check_experiment(name: str, exp: dict) -> None:
@@ -169,10 +196,6 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"config key {key}.train.milestones: {milestones} (expected strictly increasing "
             f"epochs within 1..{train['epochs'] - 1}; the LR changes after each milestone epoch)"
         )
-    pruning = exp["pruning"]
-    for method in ("epruner", "cka_layers"):
-        if pruning[method]["finetune_epochs"] is None:
-            pruning[method]["finetune_epochs"] = train["epochs"]
     from prunesim.models import MODELS  # torch import: only after the cheap checks pass
 
     channels, height, _ = spec.shape(data)
@@ -182,49 +205,21 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"config key {key}.model: {exp['model']!r} needs images of at least {minimum} "
             f"pixels, but {data.name!r} has {height} (expected a model that fits the dataset)"
         )
-    if "cka_layers" in pruning["methods"]:
-        _check_block_removal(key, exp, channels, height, spec.num_classes(data))
-
-
-def _check_block_removal(key: str, exp: dict, channels: int, height: int, classes: int) -> None:
-    """cka_layers needs a ResNet with at least ``blocks`` removable (non-downsampling) blocks."""
-    from prunesim.models import build_model, removable_blocks
-
-    model = build_model(exp["model"], channels, classes, height)
-    try:
-        removable = removable_blocks(model)
-    except TypeError:
-        raise ConfigError(
-            f"config key {key}.pruning.methods: 'cka_layers' removes residual blocks, but "
-            f"{exp['model']!r} has none (expected a ResNet model, e.g. resnet20)"
-        ) from None
-    blocks = exp["pruning"]["cka_layers"]["blocks"]
-    if blocks > len(removable):
-        raise ConfigError(
-            f"config key {key}.pruning.cka_layers.blocks: {blocks}, but {exp['model']!r} has "
-            f"only {len(removable)} removable (non-downsampling) blocks (expected at most "
-            f"{len(removable)})"
-        )
+    for name in exp["pruning"]["methods"]:
+        check = METHODS[name].check
+        problem = check and check(exp, (channels, height, spec.num_classes(data)))
+        if problem:
+            where, message = problem
+            raise ConfigError(f"config key {key}.{where}: {message}")
 
 
 def check_device_visible(device: str) -> None:
-    """A :class:`ConfigError` when ``device`` names a CUDA GPU that this machine cannot see.
-
-    Run where the jobs run (a local run), before any job: otherwise every job would fail only
-    after Snakemake had removed its previous outputs. ``auto`` and ``cpu`` always pass.
-    """
-    if not device.startswith("cuda"):
-        return
-    import torch  # only for a CUDA config: the check needs the driver
-
-    index = int(device.partition(":")[2] or 0)
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if index >= visible:
-        raise ConfigError(
-            f"config key device: {device!r}, but this machine sees "
-            f"{'no CUDA GPU' if visible == 0 else f'{visible} CUDA GPU(s)'} (expected 'cpu' or "
-            "'auto' here, or run the jobs where the GPU is, e.g. --workflow-profile profiles/slurm)"
-        )
+    """A :class:`ConfigError` when ``device`` names a CUDA GPU that this machine cannot see
+    (:func:`prunesim.device.check_visible`)."""
+    try:
+        check_visible(device)
+    except DeviceError as err:
+        raise ConfigError(f"config key device: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

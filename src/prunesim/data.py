@@ -15,10 +15,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from prunesim.io import InputFileError, atomic_path, first_line
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -369,3 +373,16 @@ def load_prepared(path) -> tuple[Splits, np.ndarray]:
             f"prepared data {str(path)!r} cannot be read ({type(err).__name__}: {text}); it is "
             "truncated or damaged: delete it and rerun prepare_data"
         ) from None
+
+
+class Normalizer:
+    """uint8 images -> float32, per-channel standardised with the training-set statistics."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, device: torch.device):
+        import torch  # data preparation itself runs without torch
+
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() / 255.0 - self.mean) / self.std

@@ -20,6 +20,7 @@ import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from prunesim.io import atomic_path  # noqa: E402
+from prunesim.methods import METHODS  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,14 @@ METRIC_LABELS = {
 }
 
 
-# What a "round" is for each method, for legends.
-ROUND_LABELS = {
-    "imp": "IMP round",
-    "epruner": "EPruner beta (k-th)",
-    "cka_layers": "blocks removed",
-}
+def method_label(name: str) -> str:
+    """A method's label from the registry (its name if it is not registered)."""
+    return METHODS[name].label if name in METHODS else name
+
+
+def round_label(name: str) -> str:
+    """What one round of a method is, for a legend's title."""
+    return METHODS[name].round_label if name in METHODS else f"{name} round"
 
 
 def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 200) -> None:
@@ -90,8 +93,8 @@ def similarity_vs_depth(ds: xr.Dataset, method: str, pdf: str | Path, png: str |
     grid.set_xticklabels(layers, rotation=60, ha="right")
     grid.set_axis_labels("layer", "similarity to dense")
     grid.set_titles(row_template="{row_name}", col_template="view: {col_name}")
-    grid.legend.set_title(ROUND_LABELS.get(method, f"{method} round"))
-    title = "IMP" if method == "imp" else method
+    grid.legend.set_title(round_label(method))
+    title = method_label(method)
     title = f"{title}: each layer vs the same layer of the dense network"
     if "seed_similarity" in ds:
         _draw_seed_floor(grid, ds, layers)
@@ -153,7 +156,7 @@ def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> No
                 ms=4,
                 capsize=2,
                 color=palette[method],
-                label=method,
+                label=method_label(method),
             )
         ax.set_xscale("log")
         plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")

@@ -48,6 +48,7 @@ CHECKERS: dict[str, Callable[[str], object]] = {
     "metrics.json": read_json,
     "activations.zarr": _store,
     "similarity.nc": read_netcdf,
+    "aggregate.nc": read_netcdf,
 }
 
 

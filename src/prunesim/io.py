@@ -1,4 +1,4 @@
-"""Small I/O helpers shared by every stage: atomic writes, JSON, code digests.
+"""Small I/O helpers shared by every job: atomic writes, JSON, netCDF, job failures.
 
 Every output is written to a temporary sibling and renamed into place, so an interrupted job
 never leaves a half-written file or store where a finished one is expected.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -162,26 +160,6 @@ def read_netcdf(path: str | os.PathLike[str], what: str = "similarity file"):
             f"{what} {str(path)!r} cannot be read ({type(err).__name__}: {first_line(err)}); it is "
             "truncated or damaged: delete it and rerun the job that writes it"
         ) from None
-
-
-def code_digest(*modules: str) -> str:
-    """SHA-256 (first 16 hex digits) of the source of the named prunesim modules.
-
-    A package name covers every ``.py`` file below it. Rules pass this digest as a param, so
-    editing the metrics code reruns the similarity jobs and not the training.
-    """
-    sha = hashlib.sha256()
-    for module in sorted(set(modules)):
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise ValueError(f"cannot digest module {module!r}: it is not importable")
-        origin = Path(spec.origin)
-        root = origin.parent
-        files = sorted(root.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for file in files:
-            sha.update(f"{module}:{file.relative_to(root)}\n".encode())
-            sha.update(file.read_bytes())
-    return sha.hexdigest()[:16]
 
 
 def log_to(path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:

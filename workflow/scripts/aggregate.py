@@ -1,11 +1,11 @@
 """Adapter: one Dataset per experiment over seed, method and round (rule aggregate)."""
 
 from prunesim.io import run_job
-from prunesim.stages.similarity import aggregate_experiment
+from prunesim.jobs.aggregate import aggregate
 
 run_job(
     snakemake.log[0],
-    aggregate_experiment,
+    aggregate,
     similarity=list(snakemake.input.similarity),
     metrics=list(snakemake.input.metrics),
     keys=snakemake.params.models,

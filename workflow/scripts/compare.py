@@ -1,15 +1,20 @@
-"""Adapter: similarity of all layer pairs of a model to the dense network (rule compare)."""
+"""Adapter: similarity of every layer pair of two activation stores (rules compare and
+compare_seeds)."""
 
 from prunesim.io import run_job
-from prunesim.stages.similarity import compare
+from prunesim.jobs.compare import compare
 
+experiment = snakemake.config["experiments"][snakemake.wildcards.exp]
 run_job(
     snakemake.log[0],
     compare,
-    store_a=snakemake.input.dense,
-    store_b=snakemake.input.model,
-    similarity_cfg=snakemake.params.similarity,
+    store_a=snakemake.input.a,
+    store_b=snakemake.input.b,
+    settings={
+        **snakemake.params.settings,
+        "cross_memory_mb": experiment["similarity"]["cross_memory_mb"],
+    },
     out=snakemake.output[0],
     threads=snakemake.threads,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],
 )

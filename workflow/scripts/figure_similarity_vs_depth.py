@@ -1,11 +1,11 @@
 """Adapter: matched-layer similarity vs depth figure (rule figure_similarity_vs_depth)."""
 
 from prunesim.io import run_job
-from prunesim.stages.figures import draw_similarity_vs_depth
+from prunesim.jobs.figures import figure_similarity_vs_depth
 
 run_job(
     snakemake.log[0],
-    draw_similarity_vs_depth,
+    figure_similarity_vs_depth,
     aggregate=snakemake.input[0],
     method=snakemake.wildcards.method,
     pdf=snakemake.output.pdf,

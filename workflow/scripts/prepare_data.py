@@ -1,11 +1,15 @@
 """Adapter: the experiment's split and probe set as one .npz (rule prepare_data)."""
 
 from prunesim.io import run_job
-from prunesim.stages.data import prepare_data
+from prunesim.jobs.data import prepare_data
 
+experiment = snakemake.config["experiments"][snakemake.wildcards.exp]
 run_job(
     snakemake.log[0],
     prepare_data,
-    dataset=snakemake.params.dataset,
+    dataset={
+        **snakemake.params.dataset,
+        "download": experiment["dataset"]["download"],
+    },
     out=snakemake.output[0],
 )

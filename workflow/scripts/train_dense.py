@@ -1,20 +1,23 @@
 """Adapter: train the dense network (rule train_dense)."""
 
 from prunesim.io import run_job
-from prunesim.stages.train import train_dense
+from prunesim.jobs.dense import train_dense
+from prunesim.jobs.model_files import ModelFiles
 
+experiment = snakemake.config["experiments"][snakemake.wildcards.exp]
 run_job(
     snakemake.log[0],
     train_dense,
     data_file=snakemake.input.data,
-    model=snakemake.params.model,
-    train_cfg=snakemake.params.train,
+    arch=snakemake.params.arch,
+    train_cfg={
+        **snakemake.params.train,
+        "eval_batch_size": experiment["train"]["eval_batch_size"],
+    },
     seed=int(snakemake.wildcards.seed),
-    out_model=snakemake.output.model,
-    out_mask=snakemake.output.mask,
-    out_metrics=snakemake.output.metrics,
+    files=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.metrics),
     include_output=snakemake.params.prune_output_layer,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],
     threads=snakemake.threads,
     experiment=snakemake.wildcards.exp,
 )

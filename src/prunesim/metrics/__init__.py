@@ -2,7 +2,7 @@
 
 ``METRICS`` names the metrics; ``similarity(X, Y, metric, **options)`` compares two in-memory
 ``n × p`` representations (numpy or torch, any float dtype); ``evaluate(pair, metric, options)``
-is the form that :mod:`prunesim.compare` uses on streamed statistics, sharing per-layer factors
+is the form that :mod:`prunesim.comparison` uses on streamed statistics, sharing per-layer factors
 across all pairs and metrics.
 
 Every metric is computed in float64 on column-centred data with dead (zero-variance) neurons
@@ -331,7 +331,7 @@ def pair_factors(
     device: str = "cpu",
 ) -> PairFactors:
     """Factors of two in-memory representations, streamed block by block exactly as
-    :mod:`prunesim.compare` streams two stores: each layer keeps its covariance (p <= n) or
+    :mod:`prunesim.comparison` streams two stores: each layer keeps its covariance (p <= n) or
     its centred data (p > n, or ``keep_data`` for kernels), and ``XᵀY`` is accumulated unless
     both keep their data. ``float32_products``: see :func:`prunesim.metrics.stats.product`;
     ``device``: where the linear algebra runs, see :mod:`prunesim.metrics.backend`."""

@@ -76,7 +76,7 @@ def _upper_triangle_median(matrix: np.ndarray) -> float:
 
 class NumpyBackend:
     """numpy and scipy with the system's BLAS (threads capped by the caller, see
-    :func:`prunesim.stages.similarity.compare`)."""
+    :func:`prunesim.jobs.similarity.compare`)."""
 
     name = "numpy"
 

@@ -1,5 +1,6 @@
-"""Tests for masks and magnitude pruning (prunesim.pruning), including mask enforcement in
-training: pruned weights must stay exactly zero through every optimizer step."""
+"""Tests for masks and magnitude pruning (prunesim.pruning.masks, prunesim.pruning.magnitude),
+including mask enforcement in training: pruned weights must stay exactly zero through every
+optimizer step."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ import pytest
 import torch
 from torch import nn
 
-from prunesim.pruning import (
-    SCOPES,
+from prunesim.pruning.magnitude import SCOPES, magnitude_step
+from prunesim.pruning.masks import (
     apply_masks,
     full_masks,
     is_nested,
     load_masks,
-    magnitude_step,
     mask_gradients,
     prunable_parameters,
     save_masks,
     sparsity_report,
 )
-from prunesim.train import OPTIMIZERS, TrainSettings, train
+from prunesim.training import OPTIMIZERS, TrainSettings, train
 
 CPU = torch.device("cpu")
 LENET_PRUNABLE = {"conv1.weight": 150, "conv2.weight": 2400, "fc1.weight": 48000}
@@ -281,7 +281,7 @@ def _optimizer_state_at_masked(optimizer, param, mask) -> dict[str, torch.Tensor
 def test_optimizer_state_stays_exactly_zero_at_masked_weights(
     make_model, synthetic_splits, settings
 ):
-    """One step replicated as prunesim.train does it: masked weights are zero right after
+    """One step replicated as prunesim.training does it: masked weights are zero right after
     ``optimizer.step()`` (before the mask is re-applied) and momentum / Adam moments are zero
     at masked positions."""
     model = make_model("lenet5", seed=2)

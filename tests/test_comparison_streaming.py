@@ -1,6 +1,6 @@
-"""Streamed comparison of activation stores (prunesim.compare) against the in-memory metrics.
+"""Streamed comparison of activation stores (prunesim.comparison) against the in-memory metrics.
 
-The stores are written by the real ``extract_activations`` from a tiny module whose recorded
+The stores are written by the real ``record_activations`` from a tiny module whose recorded
 submodules output fixed slices of its input, so every layer holds known random data. n = 250
 samples in chunks of 64 (or 100): the chunk size does not divide n.
 """
@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-import prunesim.compare
-from prunesim.activations import extract_activations, open_activations
-from prunesim.compare import CompareSettings, compare_stores
+import prunesim.comparison
+from prunesim.activations import open_activations, record_activations
+from prunesim.comparison import CompareSettings, compare_stores
 from prunesim.metrics import METRICS, layer_factors, similarity
 
 N = 250
@@ -67,7 +67,7 @@ class _FixedLayers(nn.Module):
 def _write_store(path, layers: dict[str, np.ndarray], batch_size: int) -> None:
     model = _FixedLayers({name: a.shape[1:] for name, a in layers.items()})
     flat = np.concatenate([a.reshape(len(a), -1) for a in layers.values()], axis=1)
-    extract_activations(
+    record_activations(
         model,
         list(layers),
         torch.from_numpy(flat).float(),
@@ -235,13 +235,13 @@ def test_a_tiny_cross_product_budget_takes_more_passes_and_gives_the_same_number
     compared, stores, monkeypatch
 ):
     passes = []
-    original = prunesim.compare._chunks
+    original = prunesim.comparison._chunks
 
     def counting(store, layers, step=None):
         passes.append(store.path.name)
         return original(store, layers, step)
 
-    monkeypatch.setattr(prunesim.compare, "_chunks", counting)
+    monkeypatch.setattr(prunesim.comparison, "_chunks", counting)
     default = compare_stores(stores["a64"], stores["b64"], STREAMED)
     default_passes = len(passes)
     passes.clear()

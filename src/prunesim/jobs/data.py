@@ -1,4 +1,4 @@
-"""Stage: load an experiment's dataset once and fix its split and probe set."""
+"""Job: load an experiment's dataset once and fix its split and probe set."""
 
 from __future__ import annotations
 

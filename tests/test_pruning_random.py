@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from prunesim.pruning import full_masks, is_nested, magnitude_step, random_step
+from prunesim.pruning.magnitude import magnitude_step
+from prunesim.pruning.masks import full_masks, is_nested
+from prunesim.pruning.random import random_step
 
 
 def _generator(seed: int = 0) -> torch.Generator:

@@ -8,16 +8,11 @@ from torch import nn
 
 from prunesim.accounting import count
 from prunesim.checkpoint import load_checkpoint, save_checkpoint
+from prunesim.jobs.rounds import finetune_settings
 from prunesim.models import build_model, filter_groups, removable_blocks
-from prunesim.pruning import (
-    cka_block_removal,
-    epruner,
-    exemplar_filters,
-    full_masks,
-    remove_block,
-    structured_sparsity,
-)
-from prunesim.stages.train import _finetune_settings
+from prunesim.pruning.epruner import epruner, exemplar_filters
+from prunesim.pruning.layers import cka_block_removal, remove_block
+from prunesim.pruning.masks import full_masks, structured_sparsity
 
 # (model, input channels, image size): every architecture EPruner supports
 ARCHITECTURES = [("lenet5", 1, 28), ("vgg11_bn", 3, 32), ("resnet20", 1, 16)]
@@ -204,5 +199,5 @@ def test_structured_sparsity_and_counts_are_measured_against_the_dense_parent():
 
 def test_finetuning_runs_the_schedule_over_its_own_epochs():
     cfg = {"epochs": 40, "milestones": [20, 30], "schedule": "multistep", "lr": 0.1}
-    assert _finetune_settings(cfg, 4) == {**cfg, "epochs": 4, "milestones": [2, 3]}
-    assert _finetune_settings(cfg, 1)["milestones"] == []
+    assert finetune_settings(cfg, 4) == {**cfg, "epochs": 4, "milestones": [2, 3]}
+    assert finetune_settings(cfg, 1)["milestones"] == []

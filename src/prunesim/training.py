@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
-from prunesim.data import Splits
+from prunesim.data import Normalizer, Splits
+from prunesim.device import torch_device
 from prunesim.io import JobFailure
 from prunesim.pruning.masks import Masks, apply_masks, mask_gradients
 
@@ -44,6 +43,13 @@ class TrainSettings:
     eval_batch_size: int = 1000
 
 
+def train_settings(train_cfg: dict) -> TrainSettings:
+    """The settings of a config's ``train`` block (lists as tuples)."""
+    cfg = dict(train_cfg)
+    cfg["milestones"] = tuple(cfg.get("milestones", ()))
+    return TrainSettings(**cfg)
+
+
 class TrainingDivergedError(JobFailure):
     """The loss became NaN or infinite: training stops there instead of saving a broken
     network that every later job would turn into numbers."""
@@ -56,26 +62,6 @@ class TrainResult:
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch: same config + seed gives the same numbers on CPU."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (third-party code may use the legacy RNG)
-    torch.manual_seed(seed)
-
-
-def select_device(preference: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU; ``cpu`` / ``cuda`` / ``cuda:1`` are explicit."""
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise JobFailure(
-            f"device {preference!r} requested but CUDA is not available on this machine "
-            "(expected 'cpu' or 'auto' here)"
-        )
-    return device
 
 
 def _sgd(params, s: TrainSettings) -> torch.optim.Optimizer:
@@ -99,17 +85,6 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, TrainSettings], object]] =
 }
 
 AUGMENTATIONS = ("none", "crop", "crop_flip")
-
-
-class Normalizer:
-    """uint8 images -> float32, per-channel standardised with the training-set statistics."""
-
-    def __init__(self, mean: np.ndarray, std: np.ndarray, device: torch.device):
-        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float() / 255.0 - self.mean) / self.std
 
 
 def _augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
@@ -178,7 +153,7 @@ def train(
         raise ValueError(f"unknown schedule {settings.schedule!r}; expected {sorted(SCHEDULES)}")
     if settings.augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {settings.augment!r}; expected {AUGMENTATIONS}")
-    device = device or select_device()
+    device = device or torch_device("auto")
     model.to(device)
     masks = {k: v.to(device) for k, v in masks.items()} if masks else None
     if masks:

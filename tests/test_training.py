@@ -1,4 +1,4 @@
-"""Tests for the training loop (prunesim.train): determinism, learning, logging, schedules."""
+"""Tests for the training loop (prunesim.training): determinism, learning, logging, schedules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from prunesim.data import DataSettings, load_splits
-from prunesim.train import (
+from prunesim.training import (
     AUGMENTATIONS,
     OPTIMIZERS,
     SCHEDULES,
@@ -72,9 +72,9 @@ def test_history_has_one_record_per_epoch_with_the_metrics(make_model, tiny_spli
 
 def test_one_log_line_per_epoch_with_loss_and_accuracies(make_model, tiny_splits, caplog):
     settings = replace(FAST, epochs=3)
-    with caplog.at_level(logging.INFO, logger="prunesim.train"):
+    with caplog.at_level(logging.INFO, logger="prunesim.training"):
         result = train(make_model(image_size=16), tiny_splits, settings, seed=0, device=CPU)
-    lines = [r.getMessage() for r in caplog.records if r.name == "prunesim.train"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "prunesim.training"]
     assert len(lines) == 3
     for epoch, (line, record) in enumerate(zip(lines, result.history, strict=True), start=1):
         assert f"epoch {epoch}/3" in line

@@ -1,16 +1,15 @@
-"""Stage: record a model's layer outputs on the experiment's probe set."""
+"""Job: record a model's layer outputs on the experiment's probe set (rule extract_activations)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from prunesim.activations import extract_activations
+from prunesim.activations import record_activations
 from prunesim.checkpoint import load_checkpoint
-from prunesim.data import Splits, array_digest, load_prepared
+from prunesim.data import Normalizer, Splits, array_digest, load_prepared
+from prunesim.jobs import setup
 from prunesim.models import recorded_layers
-from prunesim.stages import setup
-from prunesim.train import Normalizer
 
 
 def probe_images(splits: Splits, probe: np.ndarray, device: torch.device):
@@ -20,7 +19,7 @@ def probe_images(splits: Splits, probe: np.ndarray, device: torch.device):
     return normalize(torch.as_tensor(images, device=device)), array_digest(images, labels)
 
 
-def extract(
+def extract_activations(
     data_file: str,
     in_model: str,
     out_store: str,
@@ -28,17 +27,17 @@ def extract(
     device: str = "auto",
     threads: int = 1,
     expect: dict | None = None,
-    model: str | None = None,
+    arch: str | None = None,
 ) -> None:
     """Record every recorded layer of the model at ``in_model`` on the probe set.
 
-    ``expect`` (provenance such as seed, method, round) and ``model`` (the architecture's
+    ``expect`` (provenance such as seed, method, round) and ``arch`` (the architecture's
     name) are checked against the checkpoint: a checkpoint of another model is refused."""
     dev = setup(threads, 0, device)
     splits, probe = load_prepared(data_file)
-    net, provenance = load_checkpoint(in_model, expect=expect, model=model)
+    net, provenance = load_checkpoint(in_model, expect=expect, model=arch)
     images, digest = probe_images(splits, probe, dev)
-    extract_activations(
+    record_activations(
         net.to(dev),
         recorded_layers(net),
         images,

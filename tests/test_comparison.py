@@ -1,4 +1,4 @@
-"""Tests for comparing two activation stores (prunesim.compare)."""
+"""Tests for comparing two activation stores (prunesim.comparison)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prunesim.activations import open_activations
-from prunesim.compare import VIEWS, CompareSettings, compare_stores
+from prunesim.comparison import VIEWS, CompareSettings, compare_stores
 from prunesim.metrics import METRICS, REGISTRY, similarity
 
 ALL = CompareSettings(metrics=METRICS, views=tuple(VIEWS))

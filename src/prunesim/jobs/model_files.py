@@ -1,0 +1,66 @@
+"""The three files of every trained model (the dense network and each pruning round):
+``model.pt``, ``mask.pt`` and ``metrics.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import prunesim
+from prunesim.accounting import count
+from prunesim.checkpoint import save_checkpoint
+from prunesim.io import write_json
+from prunesim.models import filter_groups
+from prunesim.pruning.masks import save_masks, sparsity_report, structured_sparsity
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where one model's files go."""
+
+    model: str
+    mask: str
+    metrics: str
+
+
+def model_metrics(net, masks, result, provenance: dict, splits, dense=None) -> dict:
+    """metrics.json: accuracy, sparsity, parameter and FLOP counts, the training history.
+
+    For a structurally pruned (smaller) network, ``dense`` is the original dense network:
+    counts and sparsity are measured against it, and each prunable layer's width is listed.
+    """
+    final = result.final
+    input_shape = (splits.channels, splits.image_size, splits.image_size)
+    structure = {}
+    if dense is None:
+        sparsity = sparsity_report(masks)
+    else:
+        include_output = any(name.startswith(f"{net.output_layer}.") for name in masks)
+        sparsity = structured_sparsity(net, dense, include_output)
+        modules, dense_modules = dict(net.named_modules()), dict(dense.named_modules())
+        structure["widths"] = {
+            group.conv: {
+                "kept": modules[group.conv].out_channels if group.conv in modules else 0,
+                "size": dense_modules[group.conv].out_channels,
+            }
+            for group in filter_groups(dense)
+        }
+    return {
+        **provenance,
+        "test_accuracy": final.get("test_accuracy"),
+        "train_accuracy": final.get("train_accuracy"),
+        **count(net, input_shape, dense),
+        "sparsity": sparsity,
+        **structure,
+        "history": result.history,
+    }
+
+
+def write_model_files(
+    net, masks, result, provenance: dict, splits, files: ModelFiles, dense=None
+) -> None:
+    """Save the network, its mask and its metrics; the provenance gains the code version."""
+    provenance = {**provenance, "prunesim": prunesim.__version__}
+    save_checkpoint(net.cpu(), files.model, provenance)
+    save_masks(masks, files.mask)
+    metrics = model_metrics(net, masks, result, provenance, splits, dense)
+    write_json(files.metrics, metrics)
