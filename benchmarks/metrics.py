@@ -38,6 +38,7 @@ import numpy as np
 
 from prunesim.metrics import (
     METRICS,
+    MetricOptions,
     PairFactors,
     evaluate,
     layer_factors,
@@ -45,6 +46,7 @@ from prunesim.metrics import (
     similarity,
 )
 from prunesim.metrics.backend import NUMPY
+from prunesim.metrics.streaming import wants_samples
 
 REFERENCE_SHAPES = [(5000, 500, 500), (50000, 1024, 1024), (10000, 4096, 4096), (10000, 16384, 512)]
 BASELINE_MAX_BYTES = 6 * 2**30  # skip a baseline whose n × n matrices would exceed this
@@ -299,7 +301,7 @@ def all_metrics(x, y, float32_products: bool = False, device: str = "cpu") -> di
     pair = pair_factors(
         x,
         y,
-        keep_data=len(x) <= 10_000,
+        keep_data=wants_samples(True, len(x), MetricOptions().rbf_max_samples),
         keep_directions=True,
         float32_products=float32_products,
         device=device,

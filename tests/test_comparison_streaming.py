@@ -15,8 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-import prunesim.comparison
-from prunesim.activations import open_activations, record_activations
+from prunesim.activations import ActivationStore, open_activations, record_activations
 from prunesim.comparison import CompareSettings, compare_stores
 from prunesim.metrics import METRICS, layer_factors, similarity
 
@@ -234,14 +233,15 @@ def test_stores_with_different_chunk_sizes_can_be_compared(compared, stores):
 def test_a_tiny_cross_product_budget_takes_more_passes_and_gives_the_same_numbers(
     compared, stores, monkeypatch
 ):
-    passes = []
-    original = prunesim.comparison._chunks
+    passes = []  # a pass over a store reads its first samples once per layer
+    original = ActivationStore.read
 
-    def counting(store, layers, step=None):
-        passes.append(store.path.name)
-        return original(store, layers, step)
+    def counting(store, layer, start, stop):
+        if start == 0:
+            passes.append((store.path.name, layer))
+        return original(store, layer, start, stop)
 
-    monkeypatch.setattr(prunesim.comparison, "_chunks", counting)
+    monkeypatch.setattr(ActivationStore, "read", counting)
     default = compare_stores(stores["a64"], stores["b64"], STREAMED)
     default_passes = len(passes)
     passes.clear()

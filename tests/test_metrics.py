@@ -739,8 +739,10 @@ def test_chunks_centred_in_a_reused_buffer_accumulate_the_whole_centred_data(
     input, a dead neuron, chunks of unequal length)."""
     x = rng.standard_normal((37, 6)).astype(np.float32)
     x[:, 2] = 3.0  # dead
-    blocks = stats.row_blocks(x, chunk_rows=8)
-    moments = stats.first_pass(blocks)
+    blocks = [x[start : start + 8] for start in range(0, len(x), 8)]
+    moments = stats.ColumnMoments(x.shape[1])
+    for block in blocks:
+        moments.add(block)
     live = moments.live()
     acc = stats.LayerAccumulator(
         moments.mean, live, keep_data, total_rows=moments.n if total_rows else None

@@ -1,8 +1,8 @@
 """Two activation stores -> an xarray Dataset over all layer pairs × metrics × views.
 
-The stores are streamed chunk by chunk (twice: means first, then centred statistics), so memory
-does not grow with the number of probe samples for layers with p <= n; see
-:mod:`prunesim.metrics.stats`. Each layer's factors are computed once and shared by every pair
+The stores are streamed chunk by chunk by the metrics' one streaming driver (twice: means
+first, then centred statistics), so memory does not grow with the number of probe samples for
+layers with p <= n; its memory policy is stated in :mod:`prunesim.metrics.streaming`. Each layer's factors are computed once and shared by every pair
 and metric.
 
 Views turn a layer's output into an ``n × p`` matrix. For conv outputs ``(n, C, H, W)``:
@@ -17,7 +17,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -37,7 +37,8 @@ from prunesim.metrics import (
 )
 from prunesim.metrics.backend import check_device, get_backend
 from prunesim.metrics.factors import RANK_TOL
-from prunesim.metrics.stats import DEAD_TOL, ColumnMoments, LayerAccumulator, product
+from prunesim.metrics.stats import DEAD_TOL
+from prunesim.metrics.streaming import Policy, Side, stream
 
 log = logging.getLogger(__name__)
 
@@ -100,141 +101,45 @@ class CompareSettings:
     def needs_kernel(self) -> bool:
         return any(REGISTRY[m].needs_kernel for m in self.metrics)
 
-
-@dataclass
-class _Representation:
-    """One layer of one store under one view, through both streaming passes."""
-
-    layer: str
-    view: str
-    spatial: tuple[int, ...]
-    moments: ColumnMoments | None = None
-    accumulator: LayerAccumulator | None = None
-    factors: LayerFactors | None = None
-
-    def matrix(self, raw: np.ndarray) -> np.ndarray:
-        return VIEWS[self.view](raw)
+    @property
+    def policy(self) -> Policy:
+        """How the streaming driver treats the stores' representations."""
+        return Policy(
+            dead_tol=self.dead_tol,
+            kernel=self.needs_kernel,
+            rbf_max_samples=self.rbf_max_samples,
+            cross_memory_mb=self.cross_memory_mb,
+            float32_products=self.float32_products,
+            backend=self.backend,
+        )
 
 
-def _chunks(
-    store: ActivationStore, layers: list[str], step: int | None = None
-) -> Iterator[dict[str, np.ndarray]]:
-    """Consecutive blocks of ``step`` samples (default: the store's chunk) of every layer.
-    Two stores are read with the same step so that their blocks hold the same samples."""
-    step = step or store.chunk_size()
-    for start in range(0, store.n, step):
-        yield {layer: store.read(layer, start, start + step) for layer in layers}
+def _store_side(store: ActivationStore, views: tuple[str, ...]) -> Side:
+    """A store as a side of the streaming driver: one representation per (layer, view)."""
+
+    def blocks(step: int | None) -> Iterator[dict[str, np.ndarray]]:
+        """Consecutive blocks of ``step`` samples (default: the store's chunk) of every layer."""
+        step = step or store.chunk_size()
+        for start in range(0, store.n, step):
+            yield {layer: store.read(layer, start, start + step) for layer in store.layers}
+
+    def representation(layer: str, view: str):
+        return lambda block: VIEWS[view](block[layer])
+
+    reps = {(layer, view): representation(layer, view) for view in views for layer in store.layers}
+    return Side(blocks, store.chunk_size(), reps)
 
 
-@dataclass
-class _StoreSide:
-    store: ActivationStore
-    views: tuple[str, ...]
-    reps: dict[tuple[str, str], _Representation] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for view in self.views:
-            for layer in self.store.layers:
-                spatial = self.store.shape(layer)[2:]
-                self.reps[layer, view] = _Representation(layer, view, spatial)
-
-    def first_pass(self) -> None:
-        for chunk in _chunks(self.store, self.store.layers):
-            for (layer, _), rep in self.reps.items():
-                matrix = rep.matrix(chunk[layer])
-                if rep.moments is None:
-                    rep.moments = ColumnMoments(matrix.shape[1])
-                rep.moments.add(matrix)
-
-    def plan(self, settings: CompareSettings) -> None:
-        """Keep the centred data of a representation when p > n (its Gram matrix is cheaper
-        than its covariance) or when an RBF kernel needs it."""
-        for rep in self.reps.values():
-            live = rep.moments.live(settings.dead_tol)
-            rows = rep.moments.n
-            keep = int(live.sum()) > rows or (
-                settings.needs_kernel and rows <= settings.rbf_max_samples
-            )
-            rep.accumulator = rep.moments.accumulator(
-                live, keep, settings.float32_products, settings.backend
-            )
-
-
-def _pair_groups(side_a, side_b, view, settings) -> list[list[tuple[str, str]]]:
-    """Layer pairs whose cross-products are streamed, grouped so that one group's
-    XᵀY matrices fit the memory budget (one extra pass over the stores per group)."""
-    budget = settings.cross_memory_mb * 2**20
-    groups: list[list[tuple[str, str]]] = [[]]
-    used = 0
-    for la in side_a.store.layers:
-        acc_a = side_a.reps[la, view].accumulator
-        for lb in side_b.store.layers:
-            acc_b = side_b.reps[lb, view].accumulator
-            if acc_a.keep_data and acc_b.keep_data:
-                continue  # formed from the kept data when needed
-            size = 8 * int(acc_a.live.sum()) * int(acc_b.live.sum())
-            if used + size > budget and groups[-1]:
-                groups.append([])
-                used = 0
-            groups[-1].append((la, lb))
-            used += size
-    return groups
-
-
-def _stream(side_a: _StoreSide, side_b: _StoreSide, settings: CompareSettings):
-    """Pass 2: per-layer statistics and the streamed cross-products of every pair."""
-    same = side_b is side_a
-    crosses: dict[tuple[str, str, str], np.ndarray] = {}
-    groups = {v: _pair_groups(side_a, side_b, v, settings) for v in settings.views}
-    n_passes = max(len(g) for g in groups.values())
-    step = side_a.store.chunk_size()
-    for pass_index in range(n_passes):
-        first = pass_index == 0
-        chunks_b = None if same else _chunks(side_b.store, side_b.store.layers, step)
-        for chunk_a in _chunks(side_a.store, side_a.store.layers, step):
-            chunk_b = chunk_a if same else next(chunks_b)
-            for view in settings.views:
-                group = groups[view][pass_index] if pass_index < len(groups[view]) else []
-                if not first and not group:
-                    continue
-                centred_a = {
-                    la: side_a.reps[la, view].accumulator.centred(
-                        side_a.reps[la, view].matrix(chunk_a[la])
-                    )
-                    for la in side_a.store.layers
-                }
-                centred_b = (
-                    centred_a
-                    if same
-                    else {
-                        lb: side_b.reps[lb, view].accumulator.centred(
-                            side_b.reps[lb, view].matrix(chunk_b[lb])
-                        )
-                        for lb in side_b.store.layers
-                    }
-                )
-                if first:
-                    for la, c in centred_a.items():
-                        side_a.reps[la, view].accumulator.add(c)
-                    if not same:
-                        for lb, c in centred_b.items():
-                            side_b.reps[lb, view].accumulator.add(c)
-                for la, lb in group:
-                    if centred_a[la].shape[0] != centred_b[lb].shape[0]:
-                        continue  # channels view of different spatial sizes: no pair
-                    chunk_cross = product(
-                        centred_a[la], centred_b[lb], settings.float32_products, settings.backend
-                    )
-                    key = (view, la, lb)
-                    if key in crosses:
-                        crosses[key] += chunk_cross
-                    else:
-                        crosses[key] = chunk_cross
-    for side in (side_a,) if same else (side_a, side_b):
-        for rep in side.reps.values():
-            rep.factors = LayerFactors(rep.accumulator.result(), settings.rank_tol)
-            rep.accumulator = None
-    return crosses
+def _pairs(store_a: ActivationStore, store_b: ActivationStore, views) -> list:
+    """Every (layer of A, layer of B) under each view, but for the channels view only layers
+    of equal spatial size (their positions are the samples)."""
+    return [
+        ((la, view), (lb, view))
+        for view in views
+        for la in store_a.layers
+        for lb in store_b.layers
+        if view != "channels" or store_a.shape(la)[2:] == store_b.shape(lb)[2:]
+    ]
 
 
 def compare_stores(
@@ -253,12 +158,15 @@ def compare_stores(
             f"stores {path_a!r} and {path_b!r} hold different probe sets "
             f"(digests {digest_a} / {digest_b}, n {store_a.n} / {store_b.n})"
         )
-    side_a = _StoreSide(store_a, settings.views)
-    side_b = side_a if store_b is store_a else _StoreSide(store_b, settings.views)
-    for side in (side_a,) if side_b is side_a else (side_a, side_b):
-        side.first_pass()
-        side.plan(settings)
-    crosses = _stream(side_a, side_b, settings)
+    side_a = _store_side(store_a, settings.views)
+    side_b = side_a if store_b is store_a else _store_side(store_b, settings.views)
+    streamed = stream(side_a, side_b, _pairs(store_a, store_b, settings.views), settings.policy)
+    factors_a = {k: LayerFactors(s, settings.rank_tol) for k, s in streamed.stats_a.items()}
+    factors_b = (
+        factors_a
+        if side_b is side_a
+        else {k: LayerFactors(s, settings.rank_tol) for k, s in streamed.stats_b.items()}
+    )
 
     layers_a, layers_b = store_a.layers, store_b.layers
     options = settings.metric_options()
@@ -269,23 +177,22 @@ def compare_stores(
     dead_b = np.zeros((len(settings.views), len(layers_b)), dtype=np.int64)
     for v, view in enumerate(settings.views):
         for i, la in enumerate(layers_a):
-            dead_a[v, i] = side_a.reps[la, view].factors.dead
+            dead_a[v, i] = factors_a[la, view].dead
         for j, lb in enumerate(layers_b):
-            dead_b[v, j] = side_b.reps[lb, view].factors.dead
+            dead_b[v, j] = factors_b[lb, view].dead
         for i, la in enumerate(layers_a):
-            rep_a = side_a.reps[la, view]
+            spatial_a = store_a.shape(la)[2:]
             for j, lb in enumerate(layers_b):
-                rep_b = side_b.reps[lb, view]
-                if view == "channels" and rep_a.spatial != rep_b.spatial:
+                spatial_b = store_b.shape(lb)[2:]
+                if view == "channels" and spatial_a != spatial_b:
                     reasons[:, v, i, j] = (
-                        f"channels view needs equal spatial sizes, got "
-                        f"{rep_a.spatial} and {rep_b.spatial}"
+                        f"channels view needs equal spatial sizes, got {spatial_a} and {spatial_b}"
                     )
                     continue
                 pair = PairFactors(
-                    rep_a.factors,
-                    rep_b.factors,
-                    crosses.get((view, la, lb)),
+                    factors_a[la, view],
+                    factors_b[lb, view],
+                    streamed.crosses.get(((la, view), (lb, view))),
                     keep_directions="pwcca" in settings.metrics,
                 )
                 for m, metric in enumerate(settings.metrics):

@@ -26,14 +26,8 @@ from prunesim.metrics.factors import (
     singular_values,
     unbiased_hsic,
 )
-from prunesim.metrics.stats import (
-    DEAD_TOL,
-    as_matrix,
-    first_pass,
-    product,
-    row_blocks,
-    stats_from_array,
-)
+from prunesim.metrics.stats import DEAD_TOL, as_matrix
+from prunesim.metrics.streaming import Policy, array_side, stream, wants_samples
 
 
 @dataclass(frozen=True)
@@ -297,11 +291,12 @@ def layer_factors(
     float32_products: bool = False,
     device: str = "cpu",
 ) -> LayerFactors:
-    """Factors of one in-memory representation (both streaming passes over one chunk). The
+    """Factors of one in-memory representation (both streaming passes over its blocks). The
     data is in memory anyway, so it is kept: cross-products are formed from it."""
-    stats = stats_from_array(
-        x, dead_tol, keep_data=True, float32_products=float32_products, backend=get_backend(device)
+    policy = Policy(
+        dead_tol, kernel=True, float32_products=float32_products, backend=get_backend(device)
     )
+    stats = stream(array_side(as_matrix(x)), None, [], policy).stats_a["x"]
     return LayerFactors(stats, rank_tol)
 
 
@@ -330,38 +325,22 @@ def pair_factors(
     float32_products: bool = False,
     device: str = "cpu",
 ) -> PairFactors:
-    """Factors of two in-memory representations, streamed block by block exactly as
-    :mod:`prunesim.comparison` streams two stores: each layer keeps its covariance (p <= n) or
-    its centred data (p > n, or ``keep_data`` for kernels), and ``XᵀY`` is accumulated unless
-    both keep their data. ``float32_products``: see :func:`prunesim.metrics.stats.product`;
-    ``device``: where the linear algebra runs, see :mod:`prunesim.metrics.backend`."""
-    backend = get_backend(device)
+    """Factors of two in-memory representations, streamed block by block by the driver that
+    streams two stores (:mod:`prunesim.metrics.streaming`, which states the memory policy):
+    ``keep_data`` keeps the samples for kernel metrics. ``float32_products``: see
+    :func:`prunesim.metrics.stats.product`; ``device``: where the linear algebra runs, see
+    :mod:`prunesim.metrics.backend`."""
     X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
     if len(X) != len(Y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
-    blocks_x, blocks_y = row_blocks(X), row_blocks(Y)
-    accumulators = []
-    for blocks in (blocks_x, blocks_y):
-        moments = first_pass(blocks)
-        live = moments.live(dead_tol)
-        keep = keep_data or int(live.sum()) > moments.n
-        accumulators.append(moments.accumulator(live, keep, float32_products, backend))
-    acc_x, acc_y = accumulators
-    cross = None
-    for block_x, block_y in zip(blocks_x, blocks_y, strict=True):
-        cx, cy = acc_x.centred(block_x), acc_y.centred(block_y)
-        acc_x.add(cx)
-        acc_y.add(cy)
-        if not (acc_x.keep_data and acc_y.keep_data):
-            chunk_cross = product(cx, cy, float32_products, backend)
-            if cross is None:
-                cross = chunk_cross
-            else:
-                cross += chunk_cross
+    policy = Policy(
+        dead_tol, kernel=keep_data, float32_products=float32_products, backend=get_backend(device)
+    )
+    streamed = stream(array_side(X), array_side(Y), [("x", "x")], policy)
     return PairFactors(
-        LayerFactors(acc_x.result(), rank_tol),
-        LayerFactors(acc_y.result(), rank_tol),
-        cross,
+        LayerFactors(streamed.stats_a["x"], rank_tol),
+        LayerFactors(streamed.stats_b["x"], rank_tol),
+        streamed.crosses.get(("x", "x")),
         keep_directions=keep_directions,
     )
 
@@ -403,7 +382,7 @@ def similarity(
     torch sees one), or ``"torch:cpu"``; see :mod:`prunesim.metrics.backend`.
     """
     spec, opts = get_metric(metric), MetricOptions(**options)
-    keep = spec.needs_kernel and len(X) <= opts.rbf_max_samples  # kernels need the data
+    keep = wants_samples(spec.needs_kernel, len(X), opts.rbf_max_samples)
     pair = pair_factors(
         X, Y, dead_tol, rank_tol, keep, float32_products=float32_products, device=device
     )

@@ -11,7 +11,8 @@ neurons and sums what the metrics need:
 * each sample's squared norm ``‖x_i‖²`` (n floats), for debiased CKA;
 * ``XᵀY`` (p1 × p2) per layer pair, whenever one side keeps only its covariance.
 
-The in-memory API runs the same code with the whole matrix as one chunk.
+Which representations keep their data, and the passes themselves, are the streaming driver's
+(:mod:`prunesim.metrics.streaming`), for stores and in-memory arrays alike.
 """
 
 from __future__ import annotations
@@ -228,36 +229,3 @@ class LayerAccumulator:
             self.backend,
             self.nonfinite,
         )
-
-
-def row_blocks(x, chunk_rows: int = 4096) -> list[np.ndarray]:
-    """An in-memory ``n × p`` array (numpy or torch, any float dtype) as blocks of rows, the
-    way a store is read: the passes then allocate only block-sized temporaries."""
-    x = as_matrix(x)
-    return [x[start : start + chunk_rows] for start in range(0, len(x), chunk_rows)] or [x]
-
-
-def first_pass(blocks: list[np.ndarray]) -> ColumnMoments:
-    moments = ColumnMoments(blocks[0].shape[1])
-    for block in blocks:
-        moments.add(block)
-    return moments
-
-
-def stats_from_array(
-    x,
-    dead_tol: float = DEAD_TOL,
-    keep_data: bool | None = None,
-    float32_products: bool = False,
-    backend=NUMPY,
-) -> LayerStats:
-    """Both passes over an in-memory ``n × p`` matrix, block by block as from a store."""
-    blocks = row_blocks(x)
-    moments = first_pass(blocks)
-    live = moments.live(dead_tol)
-    if keep_data is None:
-        keep_data = int(live.sum()) > moments.n
-    acc = moments.accumulator(live, keep_data, float32_products, backend)
-    for block in blocks:
-        acc.add(acc.centred(block))
-    return acc.result()
