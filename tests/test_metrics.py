@@ -22,6 +22,7 @@ from prunesim.metrics import (
     evaluate,
     factors,
     layer_factors,
+    reference,
     similarity,
     stats,
 )
@@ -75,102 +76,12 @@ def _centre(x: np.ndarray) -> np.ndarray:
     return x - x.mean(axis=0)
 
 
-# --- independent reference implementations -----------------------------------------------------
-
-
-def _centring_matrix(n: int) -> np.ndarray:
-    return np.eye(n) - np.ones((n, n)) / n
-
-
-def _ref_cka_linear(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear CKA in Gram space with the explicit centring matrix: HSIC(K, L) = tr(KHLH)."""
-    h = _centring_matrix(len(x))
-    k, l_ = x @ x.T, y @ y.T
-
-    def hsic(a, b):
-        return np.trace(a @ h @ b @ h)
-
-    return hsic(k, l_) / math.sqrt(hsic(k, k) * hsic(l_, l_))
-
-
-def _ref_unbiased_hsic(k: np.ndarray, l_: np.ndarray) -> float:
-    """Song et al. (2012), eq. 5, in full: K̃, L̃ are the Gram matrices with zeroed diagonals,
-    HSIC_1 = [tr(K̃L̃) + 1ᵀK̃1 1ᵀL̃1 / ((n-1)(n-2)) - 2/(n-2) 1ᵀK̃L̃1] / (n(n-3))."""
-    n = len(k)
-    kt, lt = k - np.diag(np.diag(k)), l_ - np.diag(np.diag(l_))
-    one = np.ones(n)
-    return (
-        np.trace(kt @ lt)
-        + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
-        - 2.0 / (n - 2) * (one @ kt @ lt @ one)
-    ) / (n * (n - 3))
-
-
-def _ref_cka_debiased(x: np.ndarray, y: np.ndarray) -> float:
-    # Gram matrices of the raw (uncentred) data: the U-statistic needs no centring.
-    k, l_ = x @ x.T, y @ y.T
-    return _ref_unbiased_hsic(k, l_) / math.sqrt(
-        _ref_unbiased_hsic(k, k) * _ref_unbiased_hsic(l_, l_)
-    )
-
-
-def _psd_sqrt(m: np.ndarray) -> np.ndarray:
-    """Square root of a symmetric PSD matrix; eigenvalues below 1e-10 × the largest (rounding
-    residue of exact zeros) are set to zero first."""
-    evals, evecs = np.linalg.eigh((m + m.T) / 2)
-    evals = np.where(evals > 1e-10 * evals.max(), evals, 0.0)
-    return (evecs * np.sqrt(evals)) @ evecs.T
-
-
-def _ref_nbs(x: np.ndarray, y: np.ndarray) -> float:
-    """Normalised Bures similarity from the centred Gram matrices K, L (n × n)."""
-    h = _centring_matrix(len(x))
-    k, l_ = h @ x @ x.T @ h, h @ y @ y.T @ h
-    k_half = _psd_sqrt(k)
-    fidelity = np.trace(_psd_sqrt(k_half @ l_ @ k_half))
-    return fidelity / math.sqrt(np.trace(k) * np.trace(l_))
-
-
-def _ref_cka_rbf(x: np.ndarray, y: np.ndarray, rbf_sigma: float = 1.0) -> float:
-    """RBF CKA with K_ij = exp(-d_ij² / (2σ²)). Mirrors the library's bandwidth exactly:
-    σ² = rbf_sigma² × median over pairs i < j of the *squared* distances d_ij² (which equals
-    (rbf_sigma × median distance)² only when the number of pairs is odd)."""
-
-    def centred_kernel(a: np.ndarray) -> np.ndarray:
-        sq = ((a[:, None, :] - a[None, :, :]) ** 2).sum(axis=-1)  # from differences, not Grams
-        median_sq = np.median(sq[np.triu_indices(len(a), k=1)])
-        h = _centring_matrix(len(a))
-        return h @ np.exp(-sq / (2.0 * rbf_sigma**2 * median_sq)) @ h
-
-    k, l_ = centred_kernel(x), centred_kernel(y)
-    return np.sum(k * l_) / (np.linalg.norm(k) * np.linalg.norm(l_))
+# --- independent reference implementations (with prunesim.metrics.reference) ------------------
 
 
 def _qr_basis(x: np.ndarray) -> np.ndarray:
     """Orthonormal basis of the centred columns of a full-column-rank ``x``."""
     return np.linalg.qr(_centre(x))[0]
-
-
-def _canonical(qx: np.ndarray, qy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical correlations (descending) and canonical variates h_i = Q_x u_i of X."""
-    u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
-    return rho, qx @ u[:, : len(rho)]
-
-
-def _ref_pwcca(x: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> float:
-    """Morcos et al. (2018): α_i = Σ_j |⟨h_i, x_j⟩| over the centred neurons x_j of X."""
-    rho, h = _canonical(qx, qy)
-    alpha = np.abs(h.T @ _centre(x)).sum(axis=1)
-    return float(alpha @ rho / alpha.sum())
-
-
-def _svd_truncated_basis(x: np.ndarray, fraction: float) -> np.ndarray:
-    """SVCCA's first step: the fewest leading singular directions of the centred ``x`` whose
-    squared singular values reach ``fraction`` of the total, orthonormalised by QR."""
-    u, s, _ = np.linalg.svd(_centre(x), full_matrices=False)
-    share = np.cumsum(s**2) / np.sum(s**2)
-    keep = int(np.argmax(share >= fraction)) + 1
-    return np.linalg.qr(u[:, :keep] * s[:keep])[0]
 
 
 def _ref_mean_leading(rho: np.ndarray, threshold: float) -> tuple[float, int]:
@@ -218,8 +129,8 @@ def test_pwcca_is_not_symmetric_and_weights_by_the_first_representation(rng):
     x, y = _decaying(rng, 120, 10, 7)
     forward, backward = similarity(x, y, "pwcca"), similarity(y, x, "pwcca")
     qx, qy = _qr_basis(x), _qr_basis(y)
-    assert forward == pytest.approx(_ref_pwcca(x, qx, qy), abs=1e-10)
-    assert backward == pytest.approx(_ref_pwcca(y, qy, qx), abs=1e-10)
+    assert forward == pytest.approx(reference.pwcca_from_bases(x, qx, qy), abs=1e-10)
+    assert backward == pytest.approx(reference.pwcca_from_bases(y, qy, qx), abs=1e-10)
     assert abs(forward - backward) > 1e-2
 
 
@@ -328,26 +239,30 @@ def test_linear_cka_equals_naive_gram_formula(n, pa, pb, rng):
     x, y = _kernel_pair(rng, n, pa, pb)
     pair = _pair(x, y)
     assert (pair.a.gram_route, pair.b.gram_route) == (pa > n, pb > n)
-    assert evaluate(pair, "cka_linear").value == pytest.approx(_ref_cka_linear(x, y), abs=1e-12)
+    assert evaluate(pair, "cka_linear").value == pytest.approx(
+        reference.cka_linear(x, y), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
 def test_debiased_cka_equals_song_unbiased_hsic_on_gram_matrices(n, pa, pb, rng):
     x, y = _kernel_pair(rng, n, pa, pb)
-    assert similarity(x, y, "cka_debiased") == pytest.approx(_ref_cka_debiased(x, y), abs=1e-10)
+    assert similarity(x, y, "cka_debiased") == pytest.approx(
+        reference.cka_debiased(x, y), abs=1e-10
+    )
 
 
 @pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
 def test_nbs_equals_bures_fidelity_of_gram_matrices(n, pa, pb, rng):
     x, y = _kernel_pair(rng, n, pa, pb)
-    assert similarity(x, y, "nbs") == pytest.approx(_ref_nbs(x, y), abs=1e-12)
+    assert similarity(x, y, "nbs") == pytest.approx(reference.nbs(x, y), abs=1e-12)
 
 
 @pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
 @pytest.mark.parametrize("rbf_sigma", [1.0, 0.5, 2.0])
 def test_rbf_cka_equals_naive_kernel_formula(n, pa, pb, rbf_sigma, rng):
     x, y = _kernel_pair(rng, n, pa, pb)
-    expected = _ref_cka_rbf(x, y, rbf_sigma)
+    expected = reference.cka_rbf(x, y, rbf_sigma, from_differences=True)
     assert similarity(x, y, "cka_rbf", rbf_sigma=rbf_sigma) == pytest.approx(expected, abs=1e-10)
 
 
@@ -355,19 +270,21 @@ def test_rbf_cka_equals_naive_kernel_formula(n, pa, pb, rbf_sigma, rng):
 def test_cca_family_equals_naive_qr_formulas(n, pa, pb, rng):
     x, y = _related(rng, n, pa, pb)
     qx, qy = _qr_basis(x), _qr_basis(y)
-    rho, _ = _canonical(qx, qy)
+    rho, _ = reference.canonical(qx, qy)
     pair = _pair(x, y)
     np.testing.assert_allclose(pair.canonical()[0], rho, atol=1e-10)
     assert evaluate(pair, "cca_mean").value == pytest.approx(rho.mean(), abs=1e-10)
-    assert evaluate(pair, "pwcca").value == pytest.approx(_ref_pwcca(x, qx, qy), abs=1e-10)
+    assert evaluate(pair, "pwcca").value == pytest.approx(
+        reference.pwcca_from_bases(x, qx, qy), abs=1e-10
+    )
 
 
 @pytest.mark.parametrize("variance", [0.99, 0.9])
 def test_svcca_equals_truncated_svd_then_cca(variance, rng):
     x, y = _decaying(rng, 150, 12, 9)
-    bx, by = _svd_truncated_basis(x, variance), _svd_truncated_basis(y, variance)
+    bx, by = reference.svd_basis(x, variance), reference.svd_basis(y, variance)
     assert bx.shape[1] < 12  # the truncation is active
-    expected = _canonical(bx, by)[0].mean()
+    expected = reference.canonical(bx, by)[0].mean()
     assert similarity(x, y, "svcca", svcca_variance=variance) == pytest.approx(expected, abs=1e-10)
     assert similarity(x, y, "svcca", svcca_variance=1.0) == pytest.approx(
         similarity(x, y, "cca_mean"), abs=1e-10
@@ -376,7 +293,7 @@ def test_svcca_equals_truncated_svd_then_cca(variance, rng):
 
 def test_cca_threshold_averages_the_leading_correlations_up_to_that_share_of_their_sum(rng):
     x, y = _related(rng, 200, 12, 12, noise=3.0)
-    rho, _ = _canonical(_qr_basis(x), _qr_basis(y))
+    rho, _ = reference.canonical(_qr_basis(x), _qr_basis(y))
     expected, count = _ref_mean_leading(rho, 0.98)
     assert count < len(rho)  # some correlations are left out
     assert similarity(x, y, "cca_mean", cca_threshold=0.98) == pytest.approx(expected, abs=1e-10)
@@ -390,14 +307,18 @@ def test_cca_family_of_low_rank_layers_with_more_features_than_samples(rng):
     assert pair.a.gram_route and pair.b.gram_route
     assert (pair.a.rank, pair.b.rank) == (20, 15)
     qx, qy = _qr_basis(zx), _qr_basis(zy)  # the same column spaces as the centred X, Y
-    rho, _ = _canonical(qx, qy)
+    rho, _ = reference.canonical(qx, qy)
     assert evaluate(pair, "cca_mean").value == pytest.approx(rho.mean(), abs=1e-9)
-    assert evaluate(pair, "pwcca").value == pytest.approx(_ref_pwcca(x, qx, qy), abs=1e-9)
-    svcca = _canonical(_svd_truncated_basis(x, 0.99), _svd_truncated_basis(y, 0.99))[0].mean()
+    assert evaluate(pair, "pwcca").value == pytest.approx(
+        reference.pwcca_from_bases(x, qx, qy), abs=1e-9
+    )
+    svcca = reference.canonical(reference.svd_basis(x, 0.99), reference.svd_basis(y, 0.99))[
+        0
+    ].mean()
     assert evaluate(pair, "svcca").value == pytest.approx(svcca, abs=1e-9)
     # and with a narrow second layer (feature route on one side only)
     narrow = _pair(x, zy[:, :8])
-    expected = _canonical(qx, _qr_basis(zy[:, :8]))[0].mean()
+    expected = reference.canonical(qx, _qr_basis(zy[:, :8]))[0].mean()
     assert evaluate(narrow, "cca_mean").value == pytest.approx(expected, abs=1e-9)
 
 
@@ -683,8 +604,8 @@ def test_svcca_of_a_wide_layer_and_a_narrow_one_equals_truncated_svd_then_cca(va
     y = zy[:, :8] @ rng.standard_normal((8, 8))
     pair = _pair(x, y)
     assert pair.a.gram_route and not pair.b.gram_route
-    bx, by = _svd_truncated_basis(x, variance), _svd_truncated_basis(y, variance)
-    expected = _canonical(bx, by)[0].mean()
+    bx, by = reference.svd_basis(x, variance), reference.svd_basis(y, variance)
+    expected = reference.canonical(bx, by)[0].mean()
     value = evaluate(pair, "svcca", MetricOptions(svcca_variance=variance)).value
     assert value == pytest.approx(expected, abs=1e-9)
     swapped = evaluate(_pair(y, x), "svcca", MetricOptions(svcca_variance=variance)).value

@@ -9,10 +9,11 @@ from torch import nn
 from prunesim.accounting import count
 from prunesim.checkpoint import load_checkpoint, save_checkpoint
 from prunesim.jobs.rounds import finetune_settings
-from prunesim.models import build_model, filter_groups, removable_blocks
+from prunesim.models import build_model
 from prunesim.pruning.epruner import epruner, exemplar_filters
 from prunesim.pruning.layers import cka_block_removal, remove_block
 from prunesim.pruning.masks import full_masks, structured_sparsity
+from prunesim.pruning.structure import filter_groups, removable_blocks
 
 # (model, input channels, image size): every architecture EPruner supports
 ARCHITECTURES = [("lenet5", 1, 28), ("vgg11_bn", 3, 32), ("resnet20", 1, 16)]

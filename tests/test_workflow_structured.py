@@ -22,7 +22,7 @@ from smoke_workflow import ROOT, copy_run, copy_workflow, planned_jobs, planned_
 
 from prunesim.aggregate import ABSENT
 from prunesim.checkpoint import load_checkpoint
-from prunesim.models import filter_groups
+from prunesim.pruning.structure import filter_groups
 
 pytestmark = pytest.mark.workflow
 

@@ -54,7 +54,8 @@ class Method:
 
 def _removable_blocks_suffice(exp: dict, shape: tuple[int, int, int]):
     """cka_layers needs a ResNet with at least ``blocks`` removable (non-downsampling) blocks."""
-    from prunesim.models import build_model, removable_blocks  # torch: only where configured
+    from prunesim.models import build_model  # torch: only where configured
+    from prunesim.pruning.structure import removable_blocks
 
     channels, height, classes = shape
     try:

@@ -31,20 +31,17 @@ from torch import nn
 __all__ = [
     "MODELS",
     "BasicBlock",
-    "FilterGroup",
     "GlobalAvgPool",
     "LeNet5",
     "ModelSpec",
     "ResNet",
     "VGG",
     "ZeroPadShortcut",
+    "architecture",
     "build_model",
-    "filter_groups",
     "output_layer",
     "rebuild",
     "recorded_layers",
-    "removable_blocks",
-    "with_widths",
 ]
 
 logger = logging.getLogger(__name__)
@@ -430,34 +427,23 @@ def _build_resnet(
     return ResNet(in_channels, num_classes, blocks, chans, inner_widths, list(removed_blocks))
 
 
-def _build_resnet20(
-    in_channels: int,
-    num_classes: int,
-    image_size: int,
-    stage_blocks: Sequence[int] | None = None,
-    widths: Sequence[int] | None = None,
-    inner_widths: Sequence[int] | None = None,
-    removed_blocks: Sequence[str] = (),
-) -> ResNet:
-    """ResNet-20 (3 blocks per stage); ``image_size`` is irrelevant thanks to global pooling."""
-    return _build_resnet(
-        20, in_channels, num_classes, stage_blocks, widths, inner_widths, removed_blocks
-    )
+def _resnet(depth: int) -> Callable[..., ResNet]:
+    """The builder of ResNet-``depth``; ``image_size`` is irrelevant thanks to global pooling."""
 
+    def build(
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        stage_blocks: Sequence[int] | None = None,
+        widths: Sequence[int] | None = None,
+        inner_widths: Sequence[int] | None = None,
+        removed_blocks: Sequence[str] = (),
+    ) -> ResNet:
+        return _build_resnet(
+            depth, in_channels, num_classes, stage_blocks, widths, inner_widths, removed_blocks
+        )
 
-def _build_resnet56(
-    in_channels: int,
-    num_classes: int,
-    image_size: int,
-    stage_blocks: Sequence[int] | None = None,
-    widths: Sequence[int] | None = None,
-    inner_widths: Sequence[int] | None = None,
-    removed_blocks: Sequence[str] = (),
-) -> ResNet:
-    """ResNet-56 (9 blocks per stage); ``image_size`` is irrelevant thanks to global pooling."""
-    return _build_resnet(
-        56, in_channels, num_classes, stage_blocks, widths, inner_widths, removed_blocks
-    )
+    return build
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,8 +461,8 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec("vgg11_bn", _build_vgg11_bn, 32, "CIFAR VGG-11-BN with one linear classifier"),
         ModelSpec("vgg16_bn", _build_vgg16_bn, 32, "CIFAR VGG-16-BN with one linear classifier"),
-        ModelSpec("resnet20", _build_resnet20, 1, "CIFAR ResNet-20 (He et al. 2016, option A)"),
-        ModelSpec("resnet56", _build_resnet56, 1, "CIFAR ResNet-56 (He et al. 2016, option A)"),
+        ModelSpec("resnet20", _resnet(20), 1, "CIFAR ResNet-20 (He et al. 2016, option A)"),
+        ModelSpec("resnet56", _resnet(56), 1, "CIFAR ResNet-56 (He et al. 2016, option A)"),
     )
 }
 
@@ -538,94 +524,11 @@ def recorded_layers(model: nn.Module) -> list[str]:
     return list(_attribute(model, "recorded_layers"))
 
 
+def architecture(model: nn.Module) -> dict[str, Any]:
+    """The build arguments of a registered model (``model.arch``), as :func:`rebuild` takes."""
+    return dict(_attribute(model, "arch"))
+
+
 def output_layer(model: nn.Module) -> str:
     """Name of the final classifier ``nn.Linear`` (which pruning may exclude)."""
     return _attribute(model, "output_layer")
-
-
-# --------------------------------------------------------------------------------------------
-# structure for structured pruning
-
-
-@dataclass(frozen=True)
-class FilterGroup:
-    """A convolution whose filters (output channels) may be removed, and what follows them.
-
-    ``bn`` normalises its output channels; ``consumer`` (a Conv2d or Linear) reads them, with
-    ``positions`` consecutive input features per channel (1 for a convolution; H x W for a
-    linear layer after flattening).
-    """
-
-    conv: str
-    bn: str | None
-    consumer: str
-    positions: int
-
-
-def _consumer_positions(model: nn.Module, conv: str, consumer: str) -> int:
-    modules = dict(model.named_modules())
-    channels = modules[conv].out_channels
-    target = modules[consumer]
-    features = target.in_channels if isinstance(target, nn.Conv2d) else target.in_features
-    return features // channels
-
-
-def filter_groups(model: nn.Module) -> list[FilterGroup]:
-    """The convolutions whose filters structured pruning may remove, in forward order.
-
-    LeNet-5 and VGG: every convolution (the next convolution or the first linear layer reads
-    it). ResNet: each block's ``conv1`` only; the residual sum ties every ``conv2`` and the
-    stem to the width of their stage.
-    """
-    pairs: list[tuple[str, str | None, str]] = []
-    if isinstance(model, LeNet5):
-        pairs = [("conv1", None, "conv2"), ("conv2", None, "fc1")]
-    elif isinstance(model, VGG):
-        convs = [name for name, m in model.named_children() if isinstance(m, nn.Conv2d)]
-        first_linear = next(n for n, m in model.named_children() if isinstance(m, nn.Linear))
-        consumers = [*convs[1:], first_linear]
-        pairs = [
-            (conv, conv.replace("conv", "bn", 1), consumer)
-            for conv, consumer in zip(convs, consumers, strict=True)
-        ]
-    elif isinstance(model, ResNet):
-        blocks = [name for name, m in model.named_modules() if isinstance(m, BasicBlock)]
-        pairs = [(f"{b}.conv1", f"{b}.bn1", f"{b}.conv2") for b in blocks]
-    else:
-        raise TypeError(f"{type(model).__name__} has no filter groups for structured pruning")
-    return [
-        FilterGroup(conv, bn, consumer, _consumer_positions(model, conv, consumer))
-        for conv, bn, consumer in pairs
-    ]
-
-
-def with_widths(model: nn.Module, widths: dict[str, int]) -> dict[str, Any]:
-    """``model.arch`` with the filter counts of the convolutions in ``widths`` changed
-    (keys: the ``conv`` names of :func:`filter_groups`)."""
-    arch = dict(_attribute(model, "arch"))
-    groups = filter_groups(model)
-    unknown = set(widths) - {g.conv for g in groups}
-    if unknown:
-        raise ValueError(f"not prunable filter groups of {arch['name']}: {sorted(unknown)}")
-    modules = dict(model.named_modules())
-    if isinstance(model, ResNet):
-        # inner_widths lists every block of the full architecture, removed ones included.
-        inner = list(model.inner_widths)
-        for conv, width in widths.items():
-            inner[model.block_names.index(conv.removesuffix(".conv1"))] = int(width)
-        arch["inner_widths"] = inner
-    else:
-        arch["widths"] = [int(widths.get(g.conv, modules[g.conv].out_channels)) for g in groups]
-    return arch
-
-
-def removable_blocks(model: nn.Module) -> list[str]:
-    """Residual blocks whose removal leaves a well-formed network (identity shortcut), in
-    forward order; downsampling blocks never qualify."""
-    if not isinstance(model, ResNet):
-        raise TypeError(f"{type(model).__name__} has no residual blocks to remove")
-    return [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, BasicBlock) and module.removable
-    ]

@@ -22,8 +22,7 @@ def compare(
     is the experiment's ``similarity`` block.
 
     ``threads`` caps the BLAS threads: a job keeps to the cores Snakemake gave it, since BLAS
-    threads that outnumber the free cores wait on each other (LAPACK's reductions slowed 3x
-    under load with two threads on two busy cores).
+    threads that outnumber the free cores spin-wait on each other and slow every job.
     """
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
     cfg["device"] = device

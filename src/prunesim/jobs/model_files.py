@@ -9,8 +9,8 @@ import prunesim
 from prunesim.accounting import count
 from prunesim.checkpoint import save_checkpoint
 from prunesim.io import write_json
-from prunesim.models import filter_groups
 from prunesim.pruning.masks import save_masks, sparsity_report, structured_sparsity
+from prunesim.pruning.structure import filter_groups
 
 
 @dataclass(frozen=True)

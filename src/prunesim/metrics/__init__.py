@@ -159,7 +159,7 @@ def svcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair):
         return undefined
     # Degenerate for certain already by lower bounds on the kept directions: then no
-    # eigendecomposition at all (at n = 10,000 a p > n layer's would take two minutes).
+    # eigendecomposition at all (for a p > n layer it is n × n, cubic in n).
     bound_a = pair.a.variance_rank_bound(opts.svcca_variance)
     bound_b = pair.b.variance_rank_bound(opts.svcca_variance)
     if bound_a + bound_b >= pair.n:

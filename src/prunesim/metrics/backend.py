@@ -7,8 +7,8 @@ scalars, the rank and variance decisions) stays numpy. Both backends compute in 
 return numpy arrays, except RBF kernels, which stay where they were made (n × n, shared by
 every pair of a comparison) and are only ever reduced there.
 
-``device``: ``"cpu"`` is numpy (on the 2-core CPU it beat torch's CPU eigensolver, 7.8 s
-against 11.5 s at p = 4,096); ``"cuda"`` / ``"cuda:N"`` is torch on that GPU; ``"auto"`` a GPU
+``device``: ``"cpu"`` is numpy (faster than torch's CPU eigensolver where it was measured;
+``benchmarks/metrics.py --device torch:cpu`` compares the two on your machine); ``"cuda"`` / ``"cuda:N"`` is torch on that GPU; ``"auto"`` a GPU
 when torch sees one, else numpy. ``"torch:cpu"`` runs the torch code on the CPU, so the GPU
 code path is tested on machines without one.
 """
@@ -50,7 +50,7 @@ def _float32_blocks(a, b, matmul, cast, add):
 
 def _upper_triangle_median(matrix: np.ndarray) -> float:
     """numpy's median (the mean of the two middle values for an even count) of the entries
-    above the diagonal, without gathering them all (0.4 GB and 1.4 s at n = 10,000).
+    above the diagonal, without gathering them all (0.4 GB at n = 10,000).
 
     Every ``step``-th row's entries are an unbiased sample of the triangle; its 49th and
     51st percentiles bracket the median, which one pass confirms by counting the entries
@@ -118,14 +118,13 @@ class NumpyBackend:
         """``(L, L⁻¹)`` for the lower Cholesky factor of a symmetric positive definite
         matrix, or None when it is not (numerically) positive definite.
 
-        scipy's LAPACK (numpy has no triangular inverse, and its Cholesky took 2.7× as long at
-        p = 500) brings its own OpenBLAS, whose threads are not numpy's. An OpenBLAS pool's
-        idle threads busy-wait for about 0.1 s after each call, so alternating the two pools on
-        2 cores made each wait for time slices at every synchronisation: CCA of (5,000, 500,
-        500) took 0.32 s (median), 0.16 s with this factorisation on one thread, which leaves
-        no thread of scipy's pool spinning. One thread is slower from p ~ 1,000, by at most
-        25 ms up to 2,048, less than a switch can cost; at 4,096 (1.28 s against 0.86 s) the
-        switch is the smaller loss."""
+        scipy's LAPACK (numpy has no triangular inverse, and its Cholesky was slower) brings its
+        own OpenBLAS, whose threads are not numpy's. An OpenBLAS pool's idle threads busy-wait
+        after each call, so alternating the two pools on few cores makes each wait for time
+        slices at every synchronisation; on one thread, this factorisation leaves no thread of
+        scipy's pool spinning. Up to ``SINGLE_THREAD_CHOLESKY_MAX`` one thread loses less than
+        a switch of pools costs; above it the switch is the smaller loss
+        (``benchmarks/metrics.py`` measures CCA at such sizes)."""
         single = len(matrix) <= SINGLE_THREAD_CHOLESKY_MAX
         with _blas_threads().limit(limits=1) if single else contextlib.nullcontext():
             try:
@@ -146,7 +145,7 @@ class NumpyBackend:
         more than the arithmetic: 0.8 GB of first-touch page faults at n = 10,000).
 
         Computed in blocks of rows that stay in cache: whole-matrix passes over the n × n
-        array took 2.4 s for the squared distances at n = 10,000, these 0.25 s. The kernel is
+        array are bound by memory bandwidth, about ten times slower. The kernel is
         symmetric, so its column means are its row means: ``HKH = K − m1ᵀ − 1mᵀ + m̄``."""
         n = len(gram)
         sq = np.diag(gram).copy()

@@ -60,8 +60,8 @@ def centre_into(chunk: np.ndarray, mean: np.ndarray, buffer: np.ndarray | None) 
     """``chunk − mean`` in float64, converted and centred in one pass into ``buffer`` (reused
     from chunk to chunk, grown when a chunk is larger). Returns (centred view, buffer).
 
-    Why a reused buffer: a fresh chunk-sized temporary is page-faulted in on every chunk, and
-    on this VM that costs 0.5-3 s per GB, as much as the chunk's own products at p ~ 1,000."""
+    Why a reused buffer: a fresh chunk-sized temporary is page-faulted in on every chunk, which
+    can cost as much as the chunk's own products at p ~ 1,000."""
     rows, width = chunk.shape
     if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != width:
         buffer = np.empty((rows, width))

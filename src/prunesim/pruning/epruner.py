@@ -20,7 +20,8 @@ from sklearn.cluster import AffinityPropagation
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from prunesim.models import FilterGroup, filter_groups, rebuild, with_widths
+from prunesim.models import rebuild
+from prunesim.pruning.structure import FilterGroup, filter_groups, with_widths
 
 log = logging.getLogger(__name__)
 

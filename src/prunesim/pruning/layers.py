@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunesim.models import rebuild, removable_blocks
+from prunesim.models import rebuild
+from prunesim.pruning.structure import removable_blocks
 
 
 def remove_block(model: nn.Module, block: str) -> nn.Module:
