@@ -200,4 +200,4 @@ def checkpoint_expectation(path):
     if found is None or found[0] not in config["experiments"]:
         return {}
     exp, identity = found
-    return {"expect": identity, "model": config["experiments"][exp]["model"]}
+    return {"expect": identity, "arch": config["experiments"][exp]["model"]}

@@ -7,7 +7,7 @@ rule prune:
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/mask.pt",
-        metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/metrics.json",
+        summary=f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/summary.json",
     log:
         f"{RESULTS}/{{exp}}/seed{{seed}}/{{method}}/round{{round}}/train.log",
     benchmark:

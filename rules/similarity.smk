@@ -53,7 +53,7 @@ rule aggregate:
     """One Dataset per experiment over seed, method and round, with accuracy and sparsity."""
     input:
         similarity=experiment_files("similarity.nc"),
-        metrics=experiment_files("metrics.json"),
+        summaries=experiment_files("summary.json"),
         seed_similarity=seed_pair_files,
     output:
         aggregate_file("{exp}"),

@@ -24,7 +24,7 @@ rule train_dense:
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/mask.pt",
-        metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/metrics.json",
+        summary=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/summary.json",
     log:
         f"{RESULTS}/{{exp}}/seed{{seed}}/dense/train.log",
     benchmark:

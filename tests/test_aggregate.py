@@ -12,7 +12,7 @@ DENSE_LAYERS = ["relu1", "layer1.0", "layer1.1", "fc"]
 
 
 def _model(tmp_path, name: str, layers: list[str], value: float, accuracy: float, kept: int):
-    """A per-model similarity file (every pair = ``value``) and its metrics.json."""
+    """A per-model similarity file (every pair = ``value``) and its summary.json."""
     shape = (1, 1, len(DENSE_LAYERS), len(layers))
     ds = xr.Dataset(
         {

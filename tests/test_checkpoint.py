@@ -35,7 +35,7 @@ def _flip_in_tensor_data(path, tensor: torch.Tensor) -> None:
 
 def test_checkpoint_round_trip_gives_the_same_model_and_provenance(saved):
     model, path = saved
-    loaded, provenance = load_checkpoint(path, expect=IDENTITY, model="lenet5")
+    loaded, provenance = load_checkpoint(path, expect=IDENTITY, arch="lenet5")
     assert provenance == IDENTITY
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
@@ -81,7 +81,7 @@ def test_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 def test_checkpoint_of_another_model_is_refused(saved, expect, model, message):
     _, path = saved
     with pytest.raises(InputFileError, match="is of another model") as err:
-        load_checkpoint(path, expect=expect, model=model)
+        load_checkpoint(path, expect=expect, arch=model)
     assert message in str(err.value)
 
 

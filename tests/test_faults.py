@@ -214,7 +214,7 @@ DAMAGED_FILES = {
     "round_model_truncated": ("seed0/imp/round1/model.pt", _truncate, "checkpoint", "truncated"),
     "mask_flipped": ("seed1/imp/round1/mask.pt", _flip_middle_byte, "mask file", ""),
     "metrics_not_json": (
-        "seed1/dense/metrics.json",
+        "seed1/dense/summary.json",
         lambda p: p.write_text('{"test_accuracy": 0.9,'),
         "",
         "not valid JSON (Expecting property name enclosed in double quotes at line 1",

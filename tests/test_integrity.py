@@ -15,7 +15,7 @@ def test_every_file_kind_the_jobs_read_has_a_checker():
         "model.pt",
         "mask.pt",
         "data.npz",
-        "metrics.json",
+        "summary.json",
         "activations.zarr",
         "similarity.nc",
         "aggregate.nc",
@@ -23,9 +23,9 @@ def test_every_file_kind_the_jobs_read_has_a_checker():
 
 
 def test_check_files_reports_each_damaged_file_once_and_skips_others(tmp_path):
-    good = tmp_path / "good" / "metrics.json"
+    good = tmp_path / "good" / "summary.json"
     write_json(good, {"a": 1})
-    bad = tmp_path / "bad" / "metrics.json"
+    bad = tmp_path / "bad" / "summary.json"
     bad.parent.mkdir()
     bad.write_text("{")
     data = tmp_path / "data.npz"
@@ -34,14 +34,14 @@ def test_check_files_reports_each_damaged_file_once_and_skips_others(tmp_path):
     other.write_text("not checked")
     problems = check_files([good, bad, data, other, tmp_path / "absent" / "model.pt"])
     assert len(problems) == 2
-    assert "bad/metrics.json: not valid JSON" in problems[0]
+    assert "bad/summary.json: not valid JSON" in problems[0]
     assert "prepared data" in problems[1] and "data.npz" in problems[1]
 
 
 def test_checkpoint_expectations_are_applied(tmp_path):
     path = tmp_path / "model.pt"
     save_checkpoint(build_model("lenet5", 1, 10, 28), path, {"seed": 0, "method": "dense"})
-    assert check_files([path], lambda p: {"expect": {"seed": 0}, "model": "lenet5"}) == []
+    assert check_files([path], lambda p: {"expect": {"seed": 0}, "arch": "lenet5"}) == []
     problems = check_files([path], lambda p: {"expect": {"seed": 2}})
     assert problems == [
         f"checkpoint {str(path)!r} is of another model: seed 0 where 2 was expected"

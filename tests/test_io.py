@@ -115,7 +115,7 @@ def test_atomic_path_clears_a_stale_temp_left_by_an_earlier_crash(tmp_path):
 
 def test_write_json_read_json_round_trip_with_sorted_keys(tmp_path):
     data = {"b": [1, 2.5, None], "a": {"z": True, "y": "text"}}
-    path = tmp_path / "sub" / "metrics.json"
+    path = tmp_path / "sub" / "summary.json"
     write_json(path, data)
     assert read_json(path) == data
     text = path.read_text()
@@ -141,7 +141,7 @@ def test_stale_temporaries_of_dead_local_jobs_are_removed_and_others_kept(tmp_pa
     folder.mkdir(parents=True)
     stale = [folder / f".model.pt.tmp-{host}-{dead.pid}-1", folder / f".x.old-{host}-{dead.pid}-7"]
     alive = folder / f".mask.pt.tmp-{host}-{os.getpid()}-1"
-    elsewhere = folder / f".metrics.json.tmp-othernode-{dead.pid}-1"
+    elsewhere = folder / f".summary.json.tmp-othernode-{dead.pid}-1"
     inside_store = folder / "activations.zarr" / f".zarr.json.tmp-{host}-{dead.pid}-1"
     inside_store.parent.mkdir()
     for path in (*stale, alive, elsewhere, inside_store):
@@ -151,12 +151,12 @@ def test_stale_temporaries_of_dead_local_jobs_are_removed_and_others_kept(tmp_pa
 
 
 def test_read_json_names_the_file_and_line_of_a_syntax_error(tmp_path):
-    path = tmp_path / "metrics.json"
+    path = tmp_path / "summary.json"
     path.write_text('{\n  "a": 1,\n  "b": \n}')
-    with pytest.raises(InputFileError, match=r"metrics.json: not valid JSON \(.* at line 4"):
+    with pytest.raises(InputFileError, match=r"summary.json: not valid JSON \(.* at line 4"):
         read_json(path)
     path.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(InputFileError, match="metrics.json: not a text"):
+    with pytest.raises(InputFileError, match="summary.json: not a text"):
         read_json(path)
     with pytest.raises(InputFileError, match="absent.json: file does not exist"):
         read_json(tmp_path / "absent.json")

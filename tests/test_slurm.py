@@ -30,7 +30,7 @@ CONFIG = "config/smoke.yaml"
 CANCELLED_RULE, CANCELLED_WILDCARDS = "prune", "smoke_0_imp_1"
 CANCELLED_OUTPUTS = [
     f"results/{EXPERIMENT}/seed0/imp/round1/{name}"
-    for name in ("model.pt", "mask.pt", "metrics.json")
+    for name in ("model.pt", "mask.pt", "summary.json")
 ]
 CANCELLED_LOG = f"results/{EXPERIMENT}/seed0/imp/round1/train.log"
 LOCAL_RULES = {"aggregate", "figure_similarity_vs_depth", "figure_accuracy_vs_sparsity", "all"}
@@ -283,9 +283,9 @@ def test_every_cluster_job_went_through_sbatch(interrupted, recovered, cluster):
 
 
 def metrics(workdir: Path) -> dict[str, dict]:
-    """Every model's metrics.json without its wall-clock times."""
+    """Every model's summary.json without its wall-clock times."""
     found = {}
-    for path in sorted((workdir / "results").rglob("metrics.json")):
+    for path in sorted((workdir / "results").rglob("summary.json")):
         data = json.loads(path.read_text())
         for epoch in data.get("history", []):
             epoch.pop("seconds", None)

@@ -56,9 +56,9 @@ def model_dirs(workdir: Path) -> list[Path]:
 
 def test_smoke_run_writes_models_masks_and_metrics(smoke_run):
     for folder in model_dirs(smoke_run):
-        for name in ("model.pt", "mask.pt", "metrics.json", "train.log"):
+        for name in ("model.pt", "mask.pt", "summary.json", "train.log"):
             assert (folder / name).is_file(), folder / name
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / "summary.json").read_text())
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         expected = {"dense": 0.0, "round1": 0.5, "round2": 0.75}[folder.name]
         assert metrics["sparsity"]["sparsity"] == pytest.approx(expected, abs=1e-4)
@@ -129,10 +129,10 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
     base = smoke_run / "results" / EXPERIMENT
     for seed in (0, 1):
         for r in (1, 2):
-            imp = json.loads((base / f"seed{seed}/imp/round{r}/metrics.json").read_text())
+            imp = json.loads((base / f"seed{seed}/imp/round{r}/summary.json").read_text())
             for method in ("random_layerwise",):
                 folder = base / f"seed{seed}/{method}/round{r}"
-                info = json.loads((folder / "metrics.json").read_text())
+                info = json.loads((folder / "summary.json").read_text())
                 assert info["sparsity"]["kept"] == imp["sparsity"]["kept"]
                 if method == "random_layerwise":
                     assert info["sparsity"]["layers"] == imp["sparsity"]["layers"]
@@ -230,12 +230,12 @@ def test_rerunning_a_training_job_reproduces_its_model_exactly(smoke_run):
 
     folder = model_dirs(smoke_run)[4]  # seed1/imp/round1
     before = load_checkpoint(folder / "model.pt")[0].state_dict()
-    metrics_before = json.loads((folder / "metrics.json").read_text())
+    metrics_before = json.loads((folder / "summary.json").read_text())
     target = str((folder / "model.pt").relative_to(smoke_run))
     snakemake(smoke_run, target, "--force", "--configfile", "config/smoke.yaml")
     after = load_checkpoint(folder / "model.pt")[0].state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    metrics_after = json.loads((folder / "metrics.json").read_text())
+    metrics_after = json.loads((folder / "summary.json").read_text())
     assert metrics_after["test_accuracy"] == metrics_before["test_accuracy"]
     assert metrics_after["sparsity"] == metrics_before["sparsity"]

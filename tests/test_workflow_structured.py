@@ -74,7 +74,7 @@ def test_each_round_and_step_is_its_own_job_with_its_files(run):
     for method in ("epruner", "cka_layers"):
         for r in (1, 2):
             folder = _seed_dir(run) / method / f"round{r}"
-            for name in ("model.pt", "mask.pt", "metrics.json", "train.log"):
+            for name in ("model.pt", "mask.pt", "summary.json", "train.log"):
                 assert (folder / name).is_file(), folder / name
             assert zarr.open_group(folder / "activations.zarr", mode="r").attrs["manifest"]
 
@@ -84,7 +84,7 @@ def test_epruner_rounds_prune_the_dense_network_at_their_beta(run):
     kept_total = []
     for r, beta in ((1, 1.0), (2, 2.0)):
         folder = _seed_dir(run) / "epruner" / f"round{r}"
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / "summary.json").read_text())
         model, provenance = load_checkpoint(folder / "model.pt")
         assert provenance["beta"] == beta and metrics["beta"] == beta
         modules = dict(model.named_modules())
@@ -105,7 +105,7 @@ def test_cka_steps_remove_one_block_each_and_never_a_downsampling_one(run):
     for r in (1, 2):
         folder = _seed_dir(run) / "cka_layers" / f"round{r}"
         model, provenance = load_checkpoint(folder / "model.pt")
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / "summary.json").read_text())
         removed.append(provenance["removed"])
         assert model.arch["removed_blocks"] == sorted(removed)
         assert provenance["removed"] == max(

@@ -21,13 +21,13 @@ from prunesim.io import read_json, read_netcdf
 
 @dataclass(frozen=True)
 class ModelResult:
-    """Where one pruned (or dense) model's similarity and metrics live."""
+    """Where one pruned (or dense) model's similarity file and summary live."""
 
     seed: int
     method: str
     round: int
     similarity: str | Path
-    metrics: str | Path
+    summary: str | Path
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def aggregate_results(
         ds = ds.drop_vars(["depth_a", "depth_b"], errors="ignore").reindex(layers)
         ds["nan_reason"] = ds.nan_reason.where(ds.nan_reason.notnull(), ABSENT)
         parts.append(ds.expand_dims(seed=[r.seed], pruning=[r.method], round=[r.round]))
-        info = read_json(r.metrics)
+        info = read_json(r.summary)
         index = seeds.index(r.seed), methods.index(r.method), rounds.index(r.round)
         coords["test_accuracy"][index] = info["test_accuracy"]
         coords["sparsity"][index] = info["sparsity"]["sparsity"]

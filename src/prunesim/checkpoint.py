@@ -86,26 +86,26 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, provenance: dict) 
 
 
 def load_checkpoint(
-    path: str | Path, expect: dict | None = None, model: str | None = None
+    path: str | Path, expect: dict | None = None, arch: str | None = None
 ) -> tuple[torch.nn.Module, dict]:
     """Rebuild the exact architecture saved in ``path`` and load its weights.
 
     ``expect`` (e.g. ``{"seed": 0, "method": "imp", "round": 2}``) must agree with the
-    checkpoint's provenance and ``model`` with its architecture's name: a checkpoint of
+    checkpoint's provenance and ``arch`` with its architecture's name: a checkpoint of
     another model is refused, not extracted or pruned.
     """
     content = load_tensor_file(path, CHECKPOINT_FORMAT, "checkpoint")
-    provenance, arch = content["provenance"], content["arch"]
+    provenance, architecture = content["provenance"], content["arch"]
     wrong = {k: provenance.get(k) for k, v in (expect or {}).items() if provenance.get(k) != v}
-    if model is not None and arch.get("name") != model:
-        wrong["model"] = arch.get("name")
+    if arch is not None and architecture.get("name") != arch:
+        wrong["model"] = architecture.get("name")
     if wrong:
-        wanted = {**(expect or {}), **({"model": model} if model else {})}
+        wanted = {**(expect or {}), **({"model": arch} if arch else {})}
         raise InputFileError(
             f"checkpoint {str(path)!r} is of another model: "
             + ", ".join(f"{k} {v!r} where {wanted[k]!r} was expected" for k, v in wrong.items())
         )
-    net = rebuild(arch)
+    net = rebuild(architecture)
     try:
         net.load_state_dict(content["tensors"])
     except RuntimeError as err:

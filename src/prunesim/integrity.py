@@ -17,10 +17,10 @@ from pathlib import Path
 from prunesim.io import InputFileError, read_json, read_netcdf
 
 
-def _checkpoint(path: str, expect: dict | None = None, model: str | None = None) -> None:
+def _checkpoint(path: str, expect: dict | None = None, arch: str | None = None) -> None:
     from prunesim.checkpoint import load_checkpoint
 
-    load_checkpoint(path, expect, model)
+    load_checkpoint(path, expect, arch)
 
 
 def _masks(path: str) -> None:
@@ -45,7 +45,7 @@ CHECKERS: dict[str, Callable[[str], object]] = {
     "model.pt": _checkpoint,
     "mask.pt": _masks,
     "data.npz": _prepared_data,
-    "metrics.json": read_json,
+    "summary.json": read_json,
     "activations.zarr": _store,
     "similarity.nc": read_netcdf,
     "aggregate.nc": read_netcdf,
@@ -58,7 +58,7 @@ def check_files(
     """One message per damaged file among ``paths`` (files of other names are skipped).
 
     ``expectations(path)`` gives what a checkpoint must be (``expect``: its provenance,
-    ``model``: its architecture's name; see :func:`prunesim.checkpoint.load_checkpoint`)."""
+    ``arch``: its architecture's name; see :func:`prunesim.checkpoint.load_checkpoint`)."""
     problems = []
     for path in map(str, paths):
         checker = CHECKERS.get(Path(path).name)

@@ -5,7 +5,7 @@ integrity checks at workflow start, and the tests.
 
     results/EXP/data.npz                       the split and probe set
     results/EXP/seedS/STAGE/                   one model: STAGE is 'dense' or 'METHOD/roundR'
-        model.pt  mask.pt  metrics.json  activations.zarr  similarity.nc
+        model.pt  mask.pt  summary.json  activations.zarr  similarity.nc
     results/EXP/seeds/seedA_vs_seedB/similarity.nc   dense network vs dense network
     results/EXP/aggregate.nc                   every model and seed pair of the experiment
     results/figures/EXP/*.pdf|png
@@ -20,7 +20,7 @@ from prunesim.jobs import model_identity
 RESULTS = "results"
 FIGURES = f"{RESULTS}/figures"
 # The files of every model folder, in the order the README lists them.
-MODEL_FILES = ("model.pt", "mask.pt", "metrics.json", "activations.zarr", "similarity.nc")
+MODEL_FILES = ("model.pt", "mask.pt", "summary.json", "activations.zarr", "similarity.nc")
 STAGE_PATTERN = r"dense|[a-z][a-z_]*/round[1-9][0-9]*"
 
 

@@ -116,7 +116,7 @@ def batches(
 
 
 @torch.inference_mode()
-def evaluate(
+def loss_and_accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, batch_size: int
 ) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on uint8 images ``x``."""
@@ -200,7 +200,9 @@ def train(
                 f"hold NaN or infinity after epoch {epoch}, learning rate {lr:g}; the learning "
                 "rate is likely too high for this model (lower train.lr)"
             )
-        test_loss, test_acc = evaluate(model, test_x, test_y, normalize, settings.eval_batch_size)
+        test_loss, test_acc = loss_and_accuracy(
+            model, test_x, test_y, normalize, settings.eval_batch_size
+        )
         record = {
             "epoch": epoch,
             "lr": lr,
@@ -222,6 +224,8 @@ def train(
             record["seconds"],
         )
     if settings.epochs == 0:
-        test_loss, test_acc = evaluate(model, test_x, test_y, normalize, settings.eval_batch_size)
+        test_loss, test_acc = loss_and_accuracy(
+            model, test_x, test_y, normalize, settings.eval_batch_size
+        )
         result.history.append({"epoch": 0, "test_loss": test_loss, "test_accuracy": test_acc})
     return result

@@ -7,7 +7,7 @@ run_job(
     snakemake.log[0],
     aggregate,
     similarity=list(snakemake.input.similarity),
-    metrics=list(snakemake.input.metrics),
+    summaries=list(snakemake.input.summaries),
     keys=snakemake.params.models,
     out=snakemake.output[0],
     seed_similarity=list(snakemake.input.seed_similarity),

@@ -15,7 +15,7 @@ run_job(
         round=int(snakemake.wildcards.round),
         data=snakemake.input.data,
         inputs={role: path for role, path in snakemake.input.items() if role != "data"},
-        outputs=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.metrics),
+        outputs=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.summary),
         train={
             **snakemake.params.train,
             "eval_batch_size": experiment["train"]["eval_batch_size"],

@@ -15,7 +15,7 @@ run_job(
         "eval_batch_size": experiment["train"]["eval_batch_size"],
     },
     seed=int(snakemake.wildcards.seed),
-    files=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.metrics),
+    files=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.summary),
     include_output=snakemake.params.prune_output_layer,
     device=snakemake.config["device"],
     threads=snakemake.threads,

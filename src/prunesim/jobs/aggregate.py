@@ -8,7 +8,7 @@ from prunesim.io import write_netcdf
 
 def aggregate(
     similarity: list[str],
-    metrics: list[str],
+    summaries: list[str],
     keys: list[dict],
     out: str,
     seed_similarity: list[str] = (),
@@ -17,12 +17,12 @@ def aggregate(
     """Concatenate an experiment's per-model similarity files over seed, method and round,
     with the seed-to-seed similarity of the dense networks.
 
-    ``keys[i]`` ({seed, method, round}) labels ``similarity[i]`` and ``metrics[i]``;
+    ``keys[i]`` ({seed, method, round}) labels ``similarity[i]`` and ``summaries[i]``;
     ``seed_pairs[i]`` ({seed_a, seed_b}) labels ``seed_similarity[i]``.
     """
     results = [
         ModelResult(k["seed"], k["method"], k["round"], s, m)
-        for k, s, m in zip(keys, similarity, metrics, strict=True)
+        for k, s, m in zip(keys, similarity, summaries, strict=True)
     ]
     pairs = [
         SeedPairResult(k["seed_a"], k["seed_b"], s)

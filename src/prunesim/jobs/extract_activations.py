@@ -35,7 +35,7 @@ def extract_activations(
     name) are checked against the checkpoint: a checkpoint of another model is refused."""
     dev = setup(threads, 0, device)
     splits, probe = load_prepared(data_file)
-    net, provenance = load_checkpoint(in_model, expect=expect, model=arch)
+    net, provenance = load_checkpoint(in_model, expect=expect, arch=arch)
     images, digest = probe_images(splits, probe, dev)
     record_activations(
         net.to(dev),

@@ -1,5 +1,5 @@
 """The three files of every trained model (the dense network and each pruning round):
-``model.pt``, ``mask.pt`` and ``metrics.json``."""
+``model.pt``, ``mask.pt`` and ``summary.json``."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ class ModelFiles:
 
     model: str
     mask: str
-    metrics: str
+    summary: str
 
 
-def model_metrics(net, masks, result, provenance: dict, splits, dense=None) -> dict:
-    """metrics.json: accuracy, sparsity, parameter and FLOP counts, the training history.
+def model_summary(net, masks, result, provenance: dict, splits, dense=None) -> dict:
+    """summary.json: accuracy, sparsity, parameter and FLOP counts, the training history.
 
     For a structurally pruned (smaller) network, ``dense`` is the original dense network:
     counts and sparsity are measured against it, and each prunable layer's width is listed.
@@ -58,9 +58,8 @@ def model_metrics(net, masks, result, provenance: dict, splits, dense=None) -> d
 def write_model_files(
     net, masks, result, provenance: dict, splits, files: ModelFiles, dense=None
 ) -> None:
-    """Save the network, its mask and its metrics; the provenance gains the code version."""
+    """Save the network, its mask and its summary; the provenance gains the code version."""
     provenance = {**provenance, "prunesim": prunesim.__version__}
     save_checkpoint(net.cpu(), files.model, provenance)
     save_masks(masks, files.mask)
-    metrics = model_metrics(net, masks, result, provenance, splits, dense)
-    write_json(files.metrics, metrics)
+    write_json(files.summary, model_summary(net, masks, result, provenance, splits, dense))
