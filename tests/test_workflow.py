@@ -139,7 +139,7 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
                 weights = load_checkpoint(folder / "model.pt")[0].state_dict()
                 for name, mask in load_masks(folder / "mask.pt").items():
                     assert torch.all(weights[name][~mask] == 0), f"{folder}: {name} revived"
-    with xr.open_dataset(base / "similarity.nc") as ds:
+    with xr.open_dataset(base / "aggregate.nc") as ds:
         assert set(ds.pruning.values) == {"imp", "random_layerwise"}
         np.testing.assert_array_equal(
             ds.sparsity.sel(pruning="random_layerwise").values,

@@ -1,9 +1,10 @@
 """Job: one round of a pruning method (rule prune), and what every method's round shares.
 
 :func:`prune` hands a :class:`RoundJob` to the ``prune_round`` of the method's job module
-(named in :mod:`prunesim.methods`, and passed in by the rule so that a round does not import
-the registry: adding a method reruns no other method's rounds); the helpers below are the two ways a round ends: masked
-retraining with learning-rate rewinding, or fine-tuning a structurally smaller network.
+(named in :mod:`prunesim.methods` and passed in by the rule, so that a round does not import
+the registry and adding a method reruns no other method's rounds). The helpers below are the
+two ways a round ends: masked retraining with learning-rate rewinding, or fine-tuning a
+structurally smaller network.
 """
 
 from __future__ import annotations
