@@ -13,7 +13,6 @@ from prunesim.layout import (
     FIGURES,
     MODEL_FILES,
     RESULTS,
-    STAGE_PATTERN,
     aggregate_file,
     checkpoint_identity,
     model_dir,

@@ -54,16 +54,16 @@ def model_dirs(workdir: Path) -> list[Path]:
     ]
 
 
-def test_smoke_run_writes_models_masks_and_metrics(smoke_run):
+def test_smoke_run_writes_models_masks_and_summaries(smoke_run):
     for folder in model_dirs(smoke_run):
         for name in ("model.pt", "mask.pt", "summary.json", "train.log"):
             assert (folder / name).is_file(), folder / name
-        metrics = json.loads((folder / "summary.json").read_text())
-        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        summary = json.loads((folder / "summary.json").read_text())
+        assert 0.0 <= summary["test_accuracy"] <= 1.0
         expected = {"dense": 0.0, "round1": 0.5, "round2": 0.75}[folder.name]
-        assert metrics["sparsity"]["sparsity"] == pytest.approx(expected, abs=1e-4)
+        assert summary["sparsity"]["sparsity"] == pytest.approx(expected, abs=1e-4)
         for quantity in ("parameters", "flops"):
-            dense, remaining = metrics[quantity]["dense"], metrics[quantity]["remaining"]
+            dense, remaining = summary[quantity]["dense"], summary[quantity]["remaining"]
             assert (remaining < dense) if expected else (remaining <= dense)
         epochs = [
             line for line in (folder / "train.log").read_text().splitlines() if "epoch" in line
@@ -225,17 +225,17 @@ def test_workflow_lint_passes():
 
 def test_rerunning_a_training_job_reproduces_its_model_exactly(smoke_run):
     """Same config and seed, same numbers on CPU: retraining IMP round 1 of seed 1 gives
-    bit-identical weights and metrics."""
+    bit-identical weights and summary."""
     import torch
 
     folder = model_dirs(smoke_run)[4]  # seed1/imp/round1
     before = load_checkpoint(folder / "model.pt")[0].state_dict()
-    metrics_before = json.loads((folder / "summary.json").read_text())
+    summary_before = json.loads((folder / "summary.json").read_text())
     target = str((folder / "model.pt").relative_to(smoke_run))
     snakemake(smoke_run, target, "--force", "--configfile", "config/smoke.yaml")
     after = load_checkpoint(folder / "model.pt")[0].state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    metrics_after = json.loads((folder / "summary.json").read_text())
-    assert metrics_after["test_accuracy"] == metrics_before["test_accuracy"]
-    assert metrics_after["sparsity"] == metrics_before["sparsity"]
+    summary_after = json.loads((folder / "summary.json").read_text())
+    assert summary_after["test_accuracy"] == summary_before["test_accuracy"]
+    assert summary_after["sparsity"] == summary_before["sparsity"]

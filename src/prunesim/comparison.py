@@ -2,8 +2,8 @@
 
 The stores are streamed chunk by chunk by the metrics' one streaming driver (twice: means
 first, then centred statistics), so memory does not grow with the number of probe samples for
-layers with p <= n; its memory policy is stated in :mod:`prunesim.metrics.streaming`. Each layer's factors are computed once and shared by every pair
-and metric.
+layers with p <= n; its memory policy is stated in :mod:`prunesim.metrics.streaming`. Each
+layer's factors are computed once and shared by every pair and metric.
 
 Views turn a layer's output into an ``n × p`` matrix. For conv outputs ``(n, C, H, W)``:
 ``flatten`` is ``n × C·H·W``, ``gap`` (global average pool) is ``n × C``, ``channels`` is

@@ -219,7 +219,7 @@ def check_device_visible(device: str) -> None:
     try:
         check_visible(device)
     except DeviceError as err:
-        raise ConfigError(f"config key device: {err}") from None
+        raise ConfigError(f"config key device: {str(err).removeprefix('device ')}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,9 @@ DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 DEVICE_WORDS = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 
 
-class DeviceError(JobFailure):
-    """A device setting that is not in the vocabulary, or a GPU that this machine cannot see."""
+class DeviceError(JobFailure, ValueError):
+    """A device setting that is not in the vocabulary, or a GPU that this machine cannot see
+    (a job failure with one line, and a ValueError for callers of the library)."""
 
 
 def check_setting(device: str) -> None:
@@ -65,7 +66,7 @@ def check_visible(device: str) -> None:
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if cuda_index(device) >= visible:
         raise DeviceError(
-            f"{device!r}, but this machine sees "
+            f"device {device!r}, but this machine sees "
             f"{'no CUDA GPU' if visible == 0 else f'{visible} CUDA GPU(s)'} (expected 'cpu' or "
             "'auto' here, or run the jobs where the GPU is, e.g. --workflow-profile profiles/slurm)"
         )
@@ -82,7 +83,7 @@ def resolve(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available():
         raise DeviceError(
-            f"device {device!r} requested but CUDA is not available on this machine "
+            f"device {device!r} requested, but torch sees no CUDA device on this machine "
             "(expected 'cpu' or 'auto' here)"
         )
     return device

@@ -1,6 +1,6 @@
 """Publication figures from an experiment's aggregated Dataset; one function per figure.
 
-Figures read only the aggregated Dataset (``results/{exp}/similarity.nc``). Each is saved as
+Figures read only the aggregated Dataset (``results/{exp}/aggregate.nc``). Each is saved as
 PDF and PNG, atomically.
 """
 

@@ -48,7 +48,7 @@ CHECKERS: dict[str, Callable[[str], object]] = {
     "summary.json": read_json,
     "activations.zarr": _store,
     "similarity.nc": read_netcdf,
-    "aggregate.nc": read_netcdf,
+    "aggregate.nc": lambda path: read_netcdf(path, "aggregate file"),
 }
 
 

@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import re
 
-from prunesim.jobs import model_identity
-
 RESULTS = "results"
 FIGURES = f"{RESULTS}/figures"
 # The files of every model folder, in the order the README lists them.
 MODEL_FILES = ("model.pt", "mask.pt", "summary.json", "activations.zarr", "similarity.nc")
 STAGE_PATTERN = r"dense|[a-z][a-z_]*/round[1-9][0-9]*"
+
+
+def model_identity(experiment: str, seed: int, method: str = "dense", round_: int = 0) -> dict:
+    """The provenance keys that identify a model, as its checkpoint records them and as a job
+    expects them of its inputs: round 0 is the dense network whatever method starts from it;
+    the experiment is included where it is known."""
+    return {
+        **({"experiment": experiment} if experiment else {}),
+        "method": "dense" if round_ == 0 else method,
+        "round": round_,
+        "seed": seed,
+    }
 
 
 def stage(method: str = "dense", round_: int = 0) -> str:

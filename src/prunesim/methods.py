@@ -46,7 +46,6 @@ class Method:
     # (pruning block, train block, round) -> the method's settings for that round: every value
     # that changes the round's results and nothing else (they are the rule's params)
     settings: Callable[[dict, dict, int], dict]
-    structured: bool = False  # a smaller network rather than a mask
     # (experiment block, (channels, height, classes) of its images) -> None, or the config key
     # (below the experiment) and message of what makes the method impossible there
     check: Callable[[dict, tuple[int, int, int]], tuple[str, str] | None] | None = None
@@ -134,7 +133,6 @@ METHODS: dict[str, Method] = {
                 "finetune_epochs": _finetune_epochs(pruning["epruner"], train),
                 "include_output": pruning["prune_output_layer"],
             },
-            structured=True,
         ),
         Method(
             name="cka_layers",
@@ -152,21 +150,10 @@ METHODS: dict[str, Method] = {
                 "criterion_samples": pruning["cka_layers"]["criterion_samples"],
                 "include_output": pruning["prune_output_layer"],
             },
-            structured=True,
             check=_removable_blocks_suffice,
         ),
     )
 }
-
-
-def method(name: str) -> Method:
-    """The registered method ``name``; a ValueError naming the registered ones otherwise."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown pruning method {name!r}; expected one of {list(METHODS)}"
-        ) from None
 
 
 def method_table() -> str:

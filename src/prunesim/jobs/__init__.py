@@ -52,15 +52,3 @@ def model_label(experiment: str, seed: int, method: str = "dense", round_: int =
     return (
         f"experiment {experiment}, seed {seed}, {stage}" if experiment else f"seed {seed}, {stage}"
     )
-
-
-def model_identity(experiment: str, seed: int, method: str = "dense", round_: int = 0) -> dict:
-    """The provenance keys that identify a model, as its checkpoint records them and as a job
-    expects them of its inputs: round 0 is the dense network whatever method starts from it;
-    the experiment is included where it is known."""
-    return {
-        **({"experiment": experiment} if experiment else {}),
-        "method": "dense" if round_ == 0 else method,
-        "round": round_,
-        "seed": seed,
-    }

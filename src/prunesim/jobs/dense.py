@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from prunesim.data import load_prepared
-from prunesim.jobs import model_identity, model_label, setup
+from prunesim.jobs import model_label, setup
 from prunesim.jobs.model_files import ModelFiles, write_model_files
+from prunesim.layout import model_identity
 from prunesim.models import build_model
 from prunesim.pruning.masks import full_masks
 from prunesim.training import train, train_settings

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from prunesim.checkpoint import load_checkpoint
 from prunesim.data import load_prepared
-from prunesim.jobs import model_identity, model_label, setup
+from prunesim.jobs import model_label, setup
 from prunesim.jobs.model_files import ModelFiles, write_model_files
+from prunesim.layout import model_identity
 from prunesim.pruning.masks import (
     check_masks_fit,
     full_masks,

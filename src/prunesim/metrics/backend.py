@@ -8,8 +8,8 @@ return numpy arrays, except RBF kernels, which stay where they were made (n × n
 every pair of a comparison) and are only ever reduced there.
 
 ``device``: ``"cpu"`` is numpy (faster than torch's CPU eigensolver where it was measured;
-``benchmarks/metrics.py --device torch:cpu`` compares the two on your machine); ``"cuda"`` / ``"cuda:N"`` is torch on that GPU; ``"auto"`` a GPU
-when torch sees one, else numpy. ``"torch:cpu"`` runs the torch code on the CPU, so the GPU
+``benchmarks/metrics.py --device torch:cpu`` compares the two on your machine); ``"cuda"`` /
+``"cuda:N"`` is torch on that GPU; ``"auto"`` a GPU when torch sees one, else numpy. ``"torch:cpu"`` runs the torch code on the CPU, so the GPU
 code path is tested on machines without one.
 """
 
@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 
 import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
+from prunesim.device import check_setting, check_visible, resolve
+
 FLOAT32_BLOCK = 1024  # summation length of one float32 product; the blocks are summed in float64
 MEDIAN_GATHER_MAX = 1_000_000  # above this many pairs the RBF median brackets, then selects
 KERNEL_ROW_BLOCK = 128  # rows of an n × n kernel processed at once (n = 10,000: 10 MB, in cache)
-DEVICES = ("cpu", "auto", "cuda", "cuda:N", "torch:cpu")
+DEVICES = ("cpu", "auto", "cuda", "cuda:N", "torch:cpu")  # prunesim.device's words + torch:cpu
+TORCH_CPU = "torch:cpu"
 # Cholesky factorisations up to this size run on one BLAS thread (see NumpyBackend.cholesky_inverse)
 SINGLE_THREAD_CHOLESKY_MAX = 2048
 
@@ -76,7 +78,7 @@ def _upper_triangle_median(matrix: np.ndarray) -> float:
 
 class NumpyBackend:
     """numpy and scipy with the system's BLAS (threads capped by the caller, see
-    :func:`prunesim.jobs.similarity.compare`)."""
+    :func:`prunesim.jobs.compare.compare`)."""
 
     name = "numpy"
 
@@ -304,29 +306,24 @@ _TORCH_BACKENDS: dict[str, TorchBackend] = {}
 
 
 def check_device(device: str) -> None:
-    """A ValueError naming the expected values unless ``device`` is one of ``DEVICES``."""
-    if not (device in ("cpu", "auto", "cuda", "torch:cpu") or re.fullmatch(r"cuda:[0-9]+", device)):
-        raise ValueError(f"unknown device {device!r} for the metrics; expected one of {DEVICES}")
+    """A :class:`prunesim.device.DeviceError` unless ``device`` is a word of the device
+    vocabulary (:mod:`prunesim.device`) or the metrics' test-only ``torch:cpu``."""
+    if device != TORCH_CPU:
+        check_setting(device)
 
 
 def get_backend(device: str = "cpu"):
-    """The backend for a ``device`` setting (see the module docstring); a clear error for an
-    unknown device or a GPU that torch cannot see."""
+    """The backend for a ``device`` setting (see the module docstring); a
+    :class:`prunesim.device.DeviceError` for an unknown device or a GPU this machine cannot
+    see."""
     check_device(device)
-    if device == "cpu":
-        return NUMPY
-    import torch
-
-    if device == "auto":
-        if not torch.cuda.is_available():
+    if device == TORCH_CPU:
+        torch_device = "cpu"
+    else:
+        check_visible(device)
+        torch_device = resolve(device)
+        if torch_device == "cpu":
             return NUMPY
-        device = "cuda"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was requested for the metrics but torch sees no CUDA device; "
-            "use 'cpu' or 'auto'"
-        )
-    torch_device = "cpu" if device == "torch:cpu" else device
     if torch_device not in _TORCH_BACKENDS:
         _TORCH_BACKENDS[torch_device] = TorchBackend(torch_device)
     return _TORCH_BACKENDS[torch_device]
