@@ -37,6 +37,7 @@ def test_round_counts_follow_each_methods_own_setting():
     counts = {name: m.count_rounds(PRUNING) for name, m in METHODS.items()}
     assert counts == {
         "imp": 3,
+        "retrain_only": 3,
         "random_global": 3,
         "random_layerwise": 3,
         "epruner": 2,

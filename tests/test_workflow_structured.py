@@ -22,6 +22,7 @@ from smoke_workflow import ROOT, copy_run, copy_workflow, planned_jobs, planned_
 
 from prunesim.aggregate import ABSENT
 from prunesim.checkpoint import load_checkpoint
+from prunesim.pruning.masks import load_masks
 from prunesim.pruning.structure import filter_groups
 
 pytestmark = pytest.mark.workflow
@@ -46,7 +47,7 @@ CONFIG = {
             "seeds": [0],
             "train": {"epochs": 1, "batch_size": 64, "lr": 0.05},
             "pruning": {
-                "methods": ["imp", "epruner", "cka_layers"],
+                "methods": ["imp", "retrain_only", "epruner", "cka_layers"],
                 "rounds": 1,
                 "epruner": {"betas": [1.0, 2.0], "finetune_epochs": 1},
                 "cka_layers": {"blocks": 2, "finetune_epochs": 1, "criterion_samples": 64},
@@ -77,6 +78,21 @@ def test_each_round_and_step_is_its_own_job_with_its_files(run):
             for name in ("model.pt", "mask.pt", "summary.json", "train.log"):
                 assert (folder / name).is_file(), folder / name
             assert zarr.open_group(folder / "activations.zarr", mode="r").attrs["manifest"]
+
+
+def test_retrain_only_prunes_nothing_and_retrains_like_imp(run):
+    seed_dir = _seed_dir(run)
+    dense, _ = load_checkpoint(seed_dir / "dense/model.pt")
+    control, provenance = load_checkpoint(seed_dir / "retrain_only/round1/model.pt")
+    assert provenance["method"] == "retrain_only" and provenance["round"] == 1
+    masks = load_masks(seed_dir / "retrain_only/round1/mask.pt")
+    assert all(bool(m.all()) for m in masks.values())
+    before, after = dense.state_dict(), control.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it was retrained
+    summary = json.loads((seed_dir / "retrain_only/round1/summary.json").read_text())
+    imp = json.loads((seed_dir / "imp/round1/summary.json").read_text())
+    assert summary["sparsity"]["sparsity"] == 0.0
+    assert len(summary["history"]) == len(imp["history"])  # the same schedule
 
 
 def test_epruner_rounds_prune_the_dense_network_at_their_beta(run):
@@ -120,7 +136,7 @@ def test_cka_steps_remove_one_block_each_and_never_a_downsampling_one(run):
 def test_aggregate_marks_removed_layers_absent_and_keeps_the_others(run):
     with xr.open_dataset(run / "results" / EXPERIMENT / "aggregate.nc") as ds:
         ds = ds.load()
-    assert set(ds.pruning.values) == {"imp", "epruner", "cka_layers"}
+    assert set(ds.pruning.values) == {"imp", "retrain_only", "epruner", "cka_layers"}
     assert list(ds["round"].values) == [0, 1, 2]
     step2 = ds.sel(seed=0, pruning="cka_layers", round=2, metric="cka_linear", view="gap")
     model, provenance = load_checkpoint(_seed_dir(run) / "cka_layers/round2/model.pt")

@@ -115,6 +115,20 @@ METHODS: dict[str, Method] = {
                 "scope": pruning["scope"],
             },
         ),
+        Method(
+            name="retrain_only",
+            label="retrain only",
+            round_label="round (IMP's schedule)",
+            summary=(
+                "control: nothing pruned; each round retrains the previous round's network "
+                "exactly as IMP does (schedule, seeds, batch order): what retraining alone "
+                "changes"
+            ),
+            job="prunesim.jobs.retrain_only",
+            starts_from=(PREVIOUS_MODEL, PREVIOUS_MASK),
+            count_rounds=_masked_rounds,
+            settings=lambda pruning, train, r: {},
+        ),
         _random_baseline("global", "the total kept count"),
         _random_baseline("layerwise", "every layer's kept count"),
         Method(
