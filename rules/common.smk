@@ -65,7 +65,9 @@ def experiment(wildcards):
 
 def results_of(block):
     """For params: the experiment's config ``block`` without the values that change no
-    result (batch sizes for evaluation, memory budgets), keys in order."""
+    result (batch sizes for evaluation, memory budgets), keys in order. Params are what
+    Snakemake compares to decide a rerun; the adapter hands its job the whole block from
+    snakemake.config (the same values, and those that change no result)."""
     return lambda wc: result_values(experiment(wc)[block], EXECUTION_ONLY[block])
 
 

@@ -14,6 +14,7 @@ rule that runs it.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import os
@@ -72,25 +73,34 @@ def _import_nodes(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
 def imported_modules(file: Path, root: Path, name: str | None = None) -> set[str]:
     """The modules of the package at ``root`` that ``file`` imports (``name`` is the file's
     own module name, for relative imports; None for a script)."""
-    tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-    package = root.name
-    is_init = file.name == "__init__.py"
+    names = _imported_names(file.read_text(encoding="utf-8"), name, file.name == "__init__.py")
+    if None in names:
+        raise ValueError(f"{file}: a relative import outside a package")
+    return {m for m in names if m.split(".")[0] == root.name and module_file(m, root) is not None}
+
+
+@functools.lru_cache(maxsize=512)
+def _imported_names(source: str, name: str | None, is_init: bool) -> frozenset:
+    """Every module name an import statement of ``source`` can load (None for a relative
+    import outside a package). Cached by the source text: the workflow digests a dozen jobs
+    whose closures share most files, and parsing is what costs."""
     found = set()
-    for node in _import_nodes(tree):
+    for node in _import_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
             continue
         base = node.module or ""
         if node.level:  # relative: from . import x / from ..y import z
             if name is None:
-                raise ValueError(f"{file}: a relative import outside a package")
+                found.add(None)
+                continue
             anchor = name.split(".") if is_init else name.split(".")[:-1]
             anchor = anchor[: len(anchor) - (node.level - 1)]
             base = ".".join([*anchor, base] if base else anchor)
         found.add(base)
         # `from package import name` imports the submodule `package.name` when there is one
         found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {m for m in found if m.split(".")[0] == package and module_file(m, root) is not None}
+    return frozenset(found)
 
 
 def _with_parents(module: str) -> list[str]:

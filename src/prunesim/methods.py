@@ -26,10 +26,14 @@ IMP_MASK = "reference"  # IMP's mask.pt of the same round (the sparsity a baseli
 STARTS_FROM = (PREVIOUS_MODEL, PREVIOUS_MASK, DENSE_MODEL, IMP_MASK)
 
 
-def _finetune_epochs(block: dict, train: dict) -> int:
-    """A structured method's fine-tuning epochs; ``null`` in the config means train.epochs."""
-    epochs = block["finetune_epochs"]
-    return train["epochs"] if epochs is None else epochs
+def _fine_tuning(pruning: dict, block: str, train: dict) -> dict:
+    """A structured method's fine-tuning settings: its epochs (``null`` in the config means
+    train.epochs) and whether the classifier is prunable."""
+    epochs = pruning[block]["finetune_epochs"]
+    return {
+        "finetune_epochs": train["epochs"] if epochs is None else epochs,
+        "include_output": pruning["prune_output_layer"],
+    }
 
 
 @dataclass(frozen=True)
@@ -144,8 +148,7 @@ METHODS: dict[str, Method] = {
             count_rounds=lambda pruning: len(pruning["epruner"]["betas"]),
             settings=lambda pruning, train, r: {
                 "beta": pruning["epruner"]["betas"][r - 1],
-                "finetune_epochs": _finetune_epochs(pruning["epruner"], train),
-                "include_output": pruning["prune_output_layer"],
+                **_fine_tuning(pruning, "epruner", train),
             },
         ),
         Method(
@@ -160,9 +163,8 @@ METHODS: dict[str, Method] = {
             starts_from=(PREVIOUS_MODEL, DENSE_MODEL),
             count_rounds=lambda pruning: pruning["cka_layers"]["blocks"],
             settings=lambda pruning, train, r: {
-                "finetune_epochs": _finetune_epochs(pruning["cka_layers"], train),
                 "criterion_samples": pruning["cka_layers"]["criterion_samples"],
-                "include_output": pruning["prune_output_layer"],
+                **_fine_tuning(pruning, "cka_layers", train),
             },
             check=_removable_blocks_suffice,
         ),

@@ -10,10 +10,7 @@ run_job(
     compare,
     store_a=snakemake.input.a,
     store_b=snakemake.input.b,
-    settings={
-        **snakemake.params.settings,
-        "cross_memory_mb": experiment["similarity"]["cross_memory_mb"],
-    },
+    settings=experiment["similarity"],
     out=snakemake.output[0],
     threads=snakemake.threads,
     device=snakemake.config["device"],

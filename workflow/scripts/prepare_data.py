@@ -7,9 +7,6 @@ experiment = snakemake.config["experiments"][snakemake.wildcards.exp]
 run_job(
     snakemake.log[0],
     prepare_data,
-    dataset={
-        **snakemake.params.dataset,
-        "download": experiment["dataset"]["download"],
-    },
+    dataset=experiment["dataset"],
     out=snakemake.output[0],
 )

@@ -16,10 +16,7 @@ run_job(
         data=snakemake.input.data,
         inputs={role: path for role, path in snakemake.input.items() if role != "data"},
         outputs=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.summary),
-        train={
-            **snakemake.params.train,
-            "eval_batch_size": experiment["train"]["eval_batch_size"],
-        },
+        train=experiment["train"],
         settings=snakemake.params.settings,
         arch=snakemake.params.arch,
         device=snakemake.config["device"],

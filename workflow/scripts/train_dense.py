@@ -10,10 +10,7 @@ run_job(
     train_dense,
     data_file=snakemake.input.data,
     arch=snakemake.params.arch,
-    train_cfg={
-        **snakemake.params.train,
-        "eval_batch_size": experiment["train"]["eval_batch_size"],
-    },
+    train_cfg=experiment["train"],
     seed=int(snakemake.wildcards.seed),
     files=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.summary),
     include_output=snakemake.params.prune_output_layer,

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from prunesim.metrics.backend import DEVICES, get_backend
+from prunesim.metrics.backend import get_backend
 from prunesim.metrics.factors import (
     RANK_TOL,
     LayerFactors,
@@ -392,7 +392,6 @@ def similarity(
 
 __all__ = [
     "DEAD_TOL",
-    "DEVICES",
     "METRICS",
     "RANK_TOL",
     "REGISTRY",

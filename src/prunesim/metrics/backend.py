@@ -27,8 +27,7 @@ from prunesim.device import check_setting, check_visible, resolve
 FLOAT32_BLOCK = 1024  # summation length of one float32 product; the blocks are summed in float64
 MEDIAN_GATHER_MAX = 1_000_000  # above this many pairs the RBF median brackets, then selects
 KERNEL_ROW_BLOCK = 128  # rows of an n × n kernel processed at once (n = 10,000: 10 MB, in cache)
-DEVICES = ("cpu", "auto", "cuda", "cuda:N", "torch:cpu")  # prunesim.device's words + torch:cpu
-TORCH_CPU = "torch:cpu"
+TORCH_CPU = "torch:cpu"  # the metrics' test-only device, besides prunesim.device's words
 # Cholesky factorisations up to this size run on one BLAS thread (see NumpyBackend.cholesky_inverse)
 SINGLE_THREAD_CHOLESKY_MAX = 2048
 
