@@ -110,7 +110,7 @@ def test_minimal_experiment_gets_every_default(schema):
         "augment": "none",
     }
     assert exp["pruning"] == {
-        "methods": ["imp"],
+        "methods": ["imp", "retrain_only", "random_layerwise"],
         "rounds": 5,
         "rate": 0.4,
         "scope": "global",
@@ -121,7 +121,7 @@ def test_minimal_experiment_gets_every_default(schema):
     }
     assert exp["activations"] == {"batch_size": 500}
     assert exp["similarity"]["metrics"] == list(prunesim.metrics.METRICS)
-    assert exp["similarity"]["views"] == ["flatten", "gap"]
+    assert exp["similarity"]["views"] == ["flatten", "gap", "channels"]
 
 
 def test_defaults_do_not_leak_between_experiments(schema):

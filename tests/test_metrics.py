@@ -301,6 +301,18 @@ def test_cca_threshold_averages_the_leading_correlations_up_to_that_share_of_the
     assert similarity(x, y, "cca_mean") == pytest.approx(rho.mean(), abs=1e-10)
 
 
+def test_svcca_with_cca_threshold_is_the_seed_studys_quantity(rng):
+    # 99%-variance SVD of each side, then google/svcca's mean of the leading correlations up
+    # to 98% of their sum (docs/metrics.md: the seed study's CCA).
+    x, y = _decaying(rng, 300, 16, 12)
+    rho, _ = reference.canonical(reference.svd_basis(x, 0.99), reference.svd_basis(y, 0.99))
+    expected, count = _ref_mean_leading(rho, 0.98)
+    assert count < len(rho)
+    value = similarity(x, y, "svcca", svcca_variance=0.99, cca_threshold=0.98)
+    assert value == pytest.approx(expected, abs=1e-10)
+    assert value != pytest.approx(rho.mean(), abs=1e-6)
+
+
 def test_cca_family_of_low_rank_layers_with_more_features_than_samples(rng):
     x, y, zx, zy = _low_rank_wide(rng, n=100)
     pair = _pair(x, y)

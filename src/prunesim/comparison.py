@@ -67,7 +67,7 @@ class CompareSettings:
     """The ``similarity`` block of an experiment's config."""
 
     metrics: tuple[str, ...] = METRICS
-    views: tuple[str, ...] = ("flatten", "gap")
+    views: tuple[str, ...] = ("flatten", "gap", "channels")
     dead_tol: float = DEAD_TOL
     rank_tol: float = RANK_TOL
     cca_threshold: float | None = None

@@ -34,8 +34,9 @@ from prunesim.metrics.streaming import Policy, array_side, stream, wants_samples
 class MetricOptions:
     """Options of the metrics; recorded in every output's attributes."""
 
-    cca_threshold: float | None = None  # cca_mean: average only the leading correlations whose
-    # cumulative sum reaches this fraction of the total (0.98 reproduces google/svcca's "mean")
+    cca_threshold: float | None = None  # cca_mean and svcca: average only the leading
+    # correlations whose cumulative sum reaches this fraction of the total (0.98 reproduces
+    # google/svcca's "mean")
     svcca_variance: float = 0.99  # svcca: keep the leading directions explaining this variance
     rbf_sigma: float = 1.0  # cka_rbf: σ² = rbf_sigma² × median squared distance between samples
     rbf_max_samples: int = 10_000  # cka_rbf: NaN above this many rows (8 n² bytes per kernel)
@@ -174,7 +175,7 @@ def svcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if degenerate := _degenerate(pair, ka, kb):
         return degenerate
     rho, _ = pair.canonical(standardized=False, ka=ka, kb=kb)
-    return MetricResult(float(rho.mean()))
+    return MetricResult(_mean_leading(rho, opts.cca_threshold))
 
 
 def pwcca(pair: PairFactors, opts: MetricOptions) -> MetricResult:
@@ -209,7 +210,8 @@ REGISTRY: dict[str, Metric] = {
             symmetric=True,
             needs_kernel=False,
             definition="mean canonical correlation after keeping each side's leading principal "
-            "directions that explain svcca_variance of its variance",
+            "directions that explain svcca_variance of its variance (with cca_threshold: of the "
+            "leading correlations up to that fraction of their sum)",
             reference="Raghu et al. 2017, SVCCA",
         ),
         Metric(

@@ -1,4 +1,6 @@
-"""Random pruning baselines that mirror an IMP round's sparsity (Qian & Klabjan's control).
+"""Random pruning baselines that mirror an IMP round's sparsity: the lottery-ticket kind of
+control (open_lth's one-shot experiments of Frankle et al. 2021: strategy ``random``, random
+scores pruned globally, and ``--randomize_layerwise``, each layer's mask shuffled).
 
 Both are iterative like IMP, so that the only difference from it is how weights are chosen:
 each round removes surviving weights at random from the previous random round's mask until
