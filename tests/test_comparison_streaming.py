@@ -200,17 +200,22 @@ def test_streamed_values_cover_wide_narrow_and_mixed_pairs(compared):
     assert "degenerate" in reason.sel(layer_a="conv", layer_b="wide").item()
 
 
-def test_dead_neurons_are_counted_per_view(compared, loaded):
+def test_neurons_that_do_not_vary_are_counted_per_view(compared, loaded):
+    full = compared["full"]
     for side, arrays in zip("ab", loaded, strict=True):
         for view in VIEW_NAMES:
-            dead = compared["full"][f"dead_{side}"].sel(view=view)
             for layer, raw in arrays.items():
-                expected = layer_factors(_view(raw, view)).dead
-                assert int(dead.sel({f"layer_{side}": layer})) == expected
+                stats = layer_factors(_view(raw, view)).stats
+                for kind in ("constant", "inactive", "nonfinite"):
+                    counted = full[f"{kind}_{side}"].sel(view=view, **{f"layer_{side}": layer})
+                    assert int(counted) == getattr(stats, kind)
     # the neuron constant within each chunk but not overall is live
-    assert int(compared["full"]["dead_a"].sel(view="flatten", layer_a="narrow")) == 0
-    assert int(compared["full"]["dead_b"].sel(view="flatten", layer_b="small")) == 4
-    assert int(compared["full"]["dead_b"].sel(view="gap", layer_b="small")) == 1
+    narrow = full.sel(view="flatten", layer_a="narrow")
+    assert int(narrow.constant_a) == int(narrow.inactive_a) == 0
+    # the all-zero channel: 4 inactive neurons flattened, 1 under gap
+    assert int(full["inactive_b"].sel(view="flatten", layer_b="small")) == 4
+    assert int(full["inactive_b"].sel(view="gap", layer_b="small")) == 1
+    assert int(full["constant_b"].sel(view="gap", layer_b="small")) == 0
 
 
 def test_constant_layer_is_nan_with_a_reason_for_every_metric(compared):

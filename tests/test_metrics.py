@@ -370,30 +370,54 @@ def test_cca_rank_ignores_redundant_features(rng):
 
 
 def _with_dead_columns(x: np.ndarray, rng) -> np.ndarray:
-    """``x`` with 4 dead neurons: exact zeros, an exact constant, ones, and a constant whose
-    float64 mean is inexact."""
+    """``x`` with 4 neurons that do not vary: exact zeros (inactive), an exact constant, ones,
+    and a constant whose float64 mean is inexact."""
     n = len(x)
     inexact = np.full(n, rng.uniform(-1, 1))
     return np.column_stack([x[:, :2], np.zeros(n), x[:, 2:], np.full(n, 0.3), np.ones(n), inexact])
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_dead_neurons_are_dropped_counted_and_do_not_change_the_value(metric, rng):
+def test_neurons_that_do_not_vary_are_dropped_counted_and_do_not_change_the_value(metric, rng):
     x, y = _related(rng, 100, 6, 7)
     dead_x, dead_y = _with_dead_columns(x, rng), _with_dead_columns(y, rng)
     layer = layer_factors(dead_x)
-    assert (layer.dead, layer.p) == (4, 6)
+    assert (layer.stats.constant, layer.stats.inactive, layer.p) == (3, 1, 6)
     expected = similarity(x, y, metric)
     assert similarity(dead_x, y, metric) == pytest.approx(expected, abs=1e-10)
     assert similarity(x, dead_y, metric) == pytest.approx(expected, abs=1e-10)
     assert similarity(dead_x, dead_y, metric) == pytest.approx(expected, abs=1e-10)
 
 
-def test_float32_dead_relu_units_are_dropped(rng):
+def test_float32_relu_units_that_never_fire_are_counted_apart_from_constant_ones(rng):
     x = np.maximum(rng.standard_normal((64, 10)), 0).astype(np.float32)
-    x[:, [1, 4]] = 0.0  # dead ReLUs
+    x[:, [1, 4]] = 0.0  # ReLUs that never fire
     x[:, 7] = np.float32(0.1)  # a unit stuck at a constant
-    assert layer_factors(torch.from_numpy(x)).dead == 3
+    # constant up to float32 rounding jitter (a value computed in different orders)
+    x[:, 8] = np.float32(3.0) + np.float32(3.0) * np.finfo(np.float32).eps * (np.arange(64) % 2)
+    stats = layer_factors(torch.from_numpy(x)).stats
+    assert (stats.inactive, stats.constant, stats.p) == (2, 2, 6)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-30, 1e30])
+def test_a_live_neuron_is_kept_whatever_its_scale_relative_to_the_others(scale, rng):
+    # The rule is per neuron (std against its own mean's rounding), so a small live neuron
+    # next to large ones is kept, and CCA, invariant to scaling single neurons, is unchanged.
+    x, y = _related(rng, 200, 5, 4)
+    small = x.copy()
+    small[:, 0] *= scale
+    assert layer_factors(small).p == 5
+    assert similarity(small, y, "cca_mean") == pytest.approx(similarity(x, y, "cca_mean"), abs=1e-9)
+
+
+def test_non_finite_neurons_are_a_reason_of_their_own(rng):
+    x, y = _related(rng, 50, 4, 4)
+    x[:, 1] = 0.0
+    x[7, 2] = np.nan
+    stats = layer_factors(x).stats
+    assert (stats.nonfinite, stats.inactive, stats.constant, stats.p) == (1, 1, 0, 2)
+    value = similarity(x, y, "cka_linear")
+    assert math.isnan(value) and "non-finite" in value.reason and "constant" not in value.reason
 
 
 CONSTANT_LAYERS = {
@@ -411,11 +435,13 @@ CONSTANT_LAYERS = {
 def test_constant_layer_gives_nan_with_a_reason(metric, kind, side, rng):
     x = rng.standard_normal((50, 5))
     constant = CONSTANT_LAYERS[kind](rng, 50)
-    assert layer_factors(constant).constant
+    stats = layer_factors(constant).stats
+    assert stats.p == 0
+    assert (stats.inactive, stats.constant) == ((4, 0) if kind == "zeros" else (0, 4))
     pair = _pair(constant, x) if side == "first" else _pair(x, constant)
     result = evaluate(pair, metric)
     assert math.isnan(result.value)
-    assert side in result.reason and "constant" in result.reason
+    assert side in result.reason and "does not vary" in result.reason
     assert math.isnan(similarity(x, constant, metric))
 
 
@@ -598,7 +624,7 @@ def test_gram_rank_certificate_agrees_with_the_eigen_rank_decision(case, rng):
     if case == "low_rank":
         x = rng.standard_normal((n, 12)) @ rng.standard_normal((12, 90))
     elif case == "one_neuron_scaled_down":
-        x[:, 0] *= 1e-4  # live (dead_tol is 1e-6), but 1e-8 in the Gram bound
+        x[:, 0] *= 1e-4  # live, but 1e-8 in the Gram bound
     layer = layer_factors(x)
     assert layer.gram_route
     eigen_rank = layer.basis(standardized=True).rank
@@ -677,14 +703,14 @@ def test_chunks_centred_in_a_reused_buffer_accumulate_the_whole_centred_data(
     for block in blocks:
         moments.add(block)
     live = moments.live()
-    acc = stats.LayerAccumulator(
-        moments.mean, live, keep_data, total_rows=moments.n if total_rows else None
-    )
+    acc = moments.accumulator(keep_data)
+    if not total_rows:
+        acc.total_rows = None
     for block in blocks:
         acc.add(acc.centred(block))
     result = acc.result()
     expected = x[:, live].astype(np.float64) - x[:, live].astype(np.float64).mean(axis=0)
-    assert result.dead == 1
+    assert (result.constant, result.inactive) == (1, 0)
     np.testing.assert_allclose(result.row_sq, (expected**2).sum(axis=1), rtol=1e-12)
     if keep_data:
         np.testing.assert_allclose(result.data, expected, rtol=1e-12, atol=1e-14)
@@ -748,5 +774,8 @@ def test_similarity_is_a_float_that_carries_the_reason_of_a_nan(rng):
     assert isinstance(defined, float) and defined == pytest.approx(1.0) and defined.reason == ""
     undefined = similarity(np.ones((20, 3)), x, "cka_linear")
     assert math.isnan(undefined)
-    assert undefined.reason == "first representation is constant (all 3 neurons dead)"
+    assert undefined.reason == (
+        "first representation does not vary: its 3 constant and 0 inactive (zero on every "
+        "sample) neurons were dropped"
+    )
     assert "constant" in repr(undefined)

@@ -37,7 +37,6 @@ from prunesim.metrics import (
 )
 from prunesim.metrics.backend import check_device, get_backend
 from prunesim.metrics.factors import RANK_TOL
-from prunesim.metrics.stats import DEAD_TOL
 from prunesim.metrics.streaming import Policy, Side, stream
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,6 @@ class CompareSettings:
 
     metrics: tuple[str, ...] = METRICS
     views: tuple[str, ...] = ("flatten", "gap", "channels")
-    dead_tol: float = DEAD_TOL
     rank_tol: float = RANK_TOL
     cca_threshold: float | None = None
     svcca_variance: float = 0.99
@@ -105,7 +103,6 @@ class CompareSettings:
     def policy(self) -> Policy:
         """How the streaming driver treats the stores' representations."""
         return Policy(
-            dead_tol=self.dead_tol,
             kernel=self.needs_kernel,
             rbf_max_samples=self.rbf_max_samples,
             cross_memory_mb=self.cross_memory_mb,
@@ -142,6 +139,28 @@ def _pairs(store_a: ActivationStore, store_b: ActivationStore, views) -> list:
     ]
 
 
+NEURON_COUNTS = {
+    "constant": "neurons dropped for a constant non-zero value",
+    "inactive": "neurons dropped for being zero on every probe sample (ReLUs that never fire)",
+    "nonfinite": "neurons holding a NaN or an infinity (every metric of the layer is NaN)",
+}
+
+
+def _neuron_counts(factors: dict, layers: list[str], views, side: str) -> dict:
+    """``constant_{side}``, ``inactive_{side}``, ``nonfinite_{side}`` over (view, layer)."""
+    dims = ("view", f"layer_{side}")
+    return {
+        f"{kind}_{side}": (
+            dims,
+            np.array(
+                [[getattr(factors[la, v].stats, kind) for la in layers] for v in views],
+                dtype=np.int64,
+            ),
+        )
+        for kind in NEURON_COUNTS
+    }
+
+
 def compare_stores(
     path_a: str, path_b: str, settings: CompareSettings, attrs: dict | None = None
 ) -> xr.Dataset:
@@ -173,13 +192,7 @@ def compare_stores(
     shape = (len(settings.metrics), len(settings.views), len(layers_a), len(layers_b))
     values = np.full(shape, np.nan)
     reasons = np.full(shape, "", dtype=object)
-    dead_a = np.zeros((len(settings.views), len(layers_a)), dtype=np.int64)
-    dead_b = np.zeros((len(settings.views), len(layers_b)), dtype=np.int64)
     for v, view in enumerate(settings.views):
-        for i, la in enumerate(layers_a):
-            dead_a[v, i] = factors_a[la, view].dead
-        for j, lb in enumerate(layers_b):
-            dead_b[v, j] = factors_b[lb, view].dead
         for i, la in enumerate(layers_a):
             spatial_a = store_a.shape(la)[2:]
             for j, lb in enumerate(layers_b):
@@ -206,8 +219,8 @@ def compare_stores(
         {
             "similarity": (dims, values),
             "nan_reason": (dims, reasons.astype(str)),
-            "dead_a": (("view", "layer_a"), dead_a),
-            "dead_b": (("view", "layer_b"), dead_b),
+            **_neuron_counts(factors_a, layers_a, settings.views, "a"),
+            **_neuron_counts(factors_b, layers_b, settings.views, "b"),
         },
         coords={
             "metric": list(settings.metrics),
@@ -219,8 +232,9 @@ def compare_stores(
         },
     )
     ds["similarity"].attrs["long_name"] = "representation similarity"
-    ds["dead_a"].attrs["long_name"] = "zero-variance neurons dropped from layer_a"
-    ds["dead_b"].attrs["long_name"] = "zero-variance neurons dropped from layer_b"
+    for side in ("a", "b"):
+        for kind, meaning in NEURON_COUNTS.items():
+            ds[f"{kind}_{side}"].attrs["long_name"] = f"{meaning} in layer_{side}"
     ds.attrs.update(
         {
             "store_a": str(path_a),

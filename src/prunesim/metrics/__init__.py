@@ -5,8 +5,8 @@
 is the form that :mod:`prunesim.comparison` uses on streamed statistics, sharing per-layer factors
 across all pairs and metrics.
 
-Every metric is computed in float64 on column-centred data with dead (zero-variance) neurons
-removed. An undefined value (a constant layer, a degenerate CCA) is NaN with a reason, never an
+Every metric is computed in float64 on column-centred data without the neurons that do not
+vary (constant, or zero on every sample), which are counted. An undefined value (a constant layer, a degenerate CCA) is NaN with a reason, never an
 error. Definitions, references and where other implementations differ: ``docs/metrics.md``.
 """
 
@@ -26,7 +26,7 @@ from prunesim.metrics.factors import (
     singular_values,
     unbiased_hsic,
 )
-from prunesim.metrics.stats import DEAD_TOL, as_matrix
+from prunesim.metrics.stats import as_matrix
 from prunesim.metrics.streaming import Policy, array_side, stream, wants_samples
 
 
@@ -80,8 +80,13 @@ def _undefined(pair: PairFactors) -> MetricResult | None:
                 f"{layer.nonfinite} neuron{'s' if layer.nonfinite != 1 else ''}"
             )
     for side, layer in (("first", pair.a), ("second", pair.b)):
-        if layer.constant:
-            return _nan(f"{side} representation is constant (all {layer.dead} neurons dead)")
+        if layer.n < 2:
+            return _nan(f"{side} representation has {layer.n} sample: nothing can vary")
+        if layer.p == 0:
+            return _nan(
+                f"{side} representation does not vary: its {layer.stats.constant} constant and "
+                f"{layer.stats.inactive} inactive (zero on every sample) neurons were dropped"
+            )
     return None
 
 
@@ -288,16 +293,13 @@ def definitions(metrics, options: MetricOptions) -> dict:
 
 def layer_factors(
     x,
-    dead_tol: float = DEAD_TOL,
     rank_tol: float = RANK_TOL,
     float32_products: bool = False,
     device: str = "cpu",
 ) -> LayerFactors:
     """Factors of one in-memory representation (both streaming passes over its blocks). The
     data is in memory anyway, so it is kept: cross-products are formed from it."""
-    policy = Policy(
-        dead_tol, kernel=True, float32_products=float32_products, backend=get_backend(device)
-    )
+    policy = Policy(kernel=True, float32_products=float32_products, backend=get_backend(device))
     stats = stream(array_side(as_matrix(x)), None, [], policy).stats_a["x"]
     return LayerFactors(stats, rank_tol)
 
@@ -320,7 +322,6 @@ def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
 def pair_factors(
     X,
     Y,
-    dead_tol: float = DEAD_TOL,
     rank_tol: float = RANK_TOL,
     keep_data: bool = False,
     keep_directions: bool = False,
@@ -336,7 +337,7 @@ def pair_factors(
     if len(X) != len(Y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
     policy = Policy(
-        dead_tol, kernel=keep_data, float32_products=float32_products, backend=get_backend(device)
+        kernel=keep_data, float32_products=float32_products, backend=get_backend(device)
     )
     streamed = stream(array_side(X), array_side(Y), [("x", "x")], policy)
     return PairFactors(
@@ -365,7 +366,6 @@ def similarity(
     X,
     Y,
     metric: str,
-    dead_tol: float = DEAD_TOL,
     rank_tol: float = RANK_TOL,
     float32_products: bool = False,
     device: str = "cpu",
@@ -385,15 +385,12 @@ def similarity(
     """
     spec, opts = get_metric(metric), MetricOptions(**options)
     keep = wants_samples(spec.needs_kernel, len(X), opts.rbf_max_samples)
-    pair = pair_factors(
-        X, Y, dead_tol, rank_tol, keep, float32_products=float32_products, device=device
-    )
+    pair = pair_factors(X, Y, rank_tol, keep, float32_products=float32_products, device=device)
     result = evaluate(pair, metric, opts)
     return Similarity(result.value, result.reason)
 
 
 __all__ = [
-    "DEAD_TOL",
     "METRICS",
     "RANK_TOL",
     "REGISTRY",

@@ -232,17 +232,8 @@ class LayerFactors:
         return self.stats.p
 
     @property
-    def dead(self) -> int:
-        return self.stats.dead
-
-    @property
     def nonfinite(self) -> int:
         return self.stats.nonfinite
-
-    @property
-    def constant(self) -> bool:
-        """No live neuron (or no sample): every metric is undefined."""
-        return self.p == 0 or self.n < 2
 
     @property
     def has_data(self) -> bool:

@@ -1,7 +1,8 @@
 """Streamed float64 sufficient statistics of representations, accumulated chunk by chunk.
 
 Two passes over the samples. Pass 1 (:class:`ColumnMoments`) finds each neuron's mean and
-variance (Chan et al.'s pairwise update, stable in float64) and so the dead neurons. Pass 2
+variance (Chan et al.'s pairwise update, stable in float64) and so the neurons that do not
+vary: constant ones, and inactive ones (zero on every sample: ReLUs that never fire). Pass 2
 (:class:`LayerAccumulator`, :func:`accumulate_cross`) sees exactly centred chunks of the live
 neurons and sums what the metrics need:
 
@@ -23,8 +24,20 @@ import numpy as np
 
 from prunesim.metrics.backend import NUMPY
 
-DEAD_TOL = 1e-6  # a neuron is dead if its std <= DEAD_TOL * the layer's largest neuron std
-CONSTANT_RTOL = 1e-12  # std <= CONSTANT_RTOL * |mean| is rounding residue of a constant neuron
+# A neuron is constant when its std is within the rounding of its own values: std <= rtol ×
+# |mean|, a rule that depends on no other neuron (so on no scale). float64 (and integer) data:
+# 1e-12, the residue that centring leaves on an exactly constant column whose mean is inexact.
+# float32/float16 data: 4 units in the last place, the jitter of a value that is constant but
+# computed in different orders (batched GPU kernels).
+CONSTANT_RTOL = 1e-12
+
+
+def constant_rtol(dtype) -> float:
+    """The relative std below which a neuron stored as ``dtype`` is constant."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating) and dtype.itemsize < 8:
+        return 4.0 * float(np.finfo(dtype).eps)
+    return CONSTANT_RTOL
 
 
 def product(a: np.ndarray, b: np.ndarray, float32: bool = False, backend=NUMPY) -> np.ndarray:
@@ -81,6 +94,7 @@ class ColumnMoments:
     # Neurons holding a NaN or an infinity somewhere: their chunk mean is not finite, so the
     # check costs nothing beyond the mean that pass 1 computes anyway.
     nonfinite: np.ndarray = field(init=False)
+    rtol: float = field(default=CONSTANT_RTOL, init=False)  # of the coarsest dtype seen
     buffer: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +107,7 @@ class ColumnMoments:
         k = len(chunk)
         if k == 0:
             return
+        self.rtol = max(self.rtol, constant_rtol(chunk.dtype))
         chunk_mean = chunk.mean(axis=0, dtype=np.float64)
         bad = ~np.isfinite(chunk_mean)
         if bad.any():  # keep the statistics finite: those neurons are reported, not used
@@ -108,32 +123,32 @@ class ColumnMoments:
         self.n = total
 
     def accumulator(
-        self,
-        live: np.ndarray,
-        keep_data: bool,
-        float32_products: bool = False,
-        backend=NUMPY,
+        self, keep_data: bool, float32_products: bool = False, backend=NUMPY
     ) -> LayerAccumulator:
-        """Pass 2 for this representation, with its means and row count. The chunk buffer
-        goes with it: memory already paged in."""
+        """Pass 2 for this representation's live neurons, with its means and row count. The
+        chunk buffer goes with it: memory already paged in."""
         buffer, self.buffer = self.buffer, None
+        live = self.live()
+        still = ~live & ~self.nonfinite
+        inactive = int((still & (self.mean == 0.0)).sum())
         return LayerAccumulator(
             self.mean,
-            live & ~self.nonfinite,
+            live,
             keep_data,
             float32_products,
             backend,
             self.n,
             buffer=buffer,
             nonfinite=int(self.nonfinite.sum()),
+            constant=int(still.sum()) - inactive,
+            inactive=inactive,
         )
 
-    def live(self, dead_tol: float = DEAD_TOL) -> np.ndarray:
-        """Neurons with non-negligible variance: above ``dead_tol`` × the layer's largest std,
-        and above the rounding residue that centring leaves on a constant neuron."""
-        std = np.where(self.nonfinite, 0.0, np.sqrt(self.m2 / max(self.n, 1)))
-        largest = std.max(initial=0.0)
-        return (std > dead_tol * largest) & (std > CONSTANT_RTOL * np.abs(self.mean))
+    def live(self) -> np.ndarray:
+        """Neurons that vary: finite, with a std above the rounding of their own values
+        (``rtol`` × |mean|; an all-zero neuron has std 0 and is not live)."""
+        std = np.sqrt(self.m2 / max(self.n, 1))
+        return ~self.nonfinite & (std > self.rtol * np.abs(self.mean))
 
 
 @dataclass
@@ -142,7 +157,8 @@ class LayerStats:
 
     n: int
     mean: np.ndarray  # of the live neurons
-    dead: int
+    constant: int  # neurons dropped for a constant non-zero value
+    inactive: int  # neurons dropped for being zero on every sample (ReLUs that never fire)
     cov: np.ndarray | None  # XᵀX of the centred live neurons, or None when data is kept
     data: np.ndarray | None  # the centred live data (n × p), kept when p > n or a Gram is needed
     row_sq: np.ndarray  # ‖x_i‖² of each centred sample
@@ -153,6 +169,11 @@ class LayerStats:
     @property
     def p(self) -> int:
         return len(self.mean)
+
+    @property
+    def dropped(self) -> int:
+        """Neurons left out for not varying (constant or inactive)."""
+        return self.constant + self.inactive
 
 
 @dataclass
@@ -173,6 +194,8 @@ class LayerAccumulator:
     row_sq: list = field(default_factory=list)
     buffer: np.ndarray | None = field(default=None, repr=False)
     nonfinite: int = 0  # from pass 1; those neurons are excluded from ``live``
+    constant: int = 0  # from pass 1: dropped neurons of a constant non-zero value
+    inactive: int = 0  # from pass 1: dropped neurons that are zero on every sample
 
     def centred(self, chunk: np.ndarray) -> np.ndarray:
         """The chunk's live neurons, centred with the pass-1 means (float64). A view of this
@@ -217,11 +240,11 @@ class LayerAccumulator:
         if not self.keep_data:
             cov = self.cov if self.cov is not None else np.zeros((p, p))
         row_sq = np.concatenate(self.row_sq) if self.row_sq else np.zeros(0)
-        dead = int((~self.live).sum()) - self.nonfinite
         return LayerStats(
             self.n,
             live_mean,
-            dead,
+            self.constant,
+            self.inactive,
             cov,
             data,
             row_sq,

@@ -2,7 +2,7 @@
 in-memory arrays, one array) runs these two passes over blocks of samples.
 
 Pass 1 finds each representation's column means and variances (:class:`ColumnMoments`), so
-its dead neurons. Pass 2 centres every block with those means and accumulates, per
+its neurons that do not vary (dropped). Pass 2 centres every block with those means and accumulates, per
 representation, what the metrics need (:class:`LayerAccumulator`), and per layer pair the
 cross-product ``XᵀY`` where one is needed.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prunesim.metrics.backend import NUMPY
-from prunesim.metrics.stats import DEAD_TOL, ColumnMoments, LayerAccumulator, LayerStats, product
+from prunesim.metrics.stats import ColumnMoments, LayerAccumulator, LayerStats, product
 
 Block = Mapping[str, np.ndarray]
 Pair = tuple[Hashable, Hashable]
@@ -50,7 +50,6 @@ def keeps_centred_data(live: int, rows: int, samples_wanted: bool) -> bool:
 class Policy:
     """How one streaming run treats its representations."""
 
-    dead_tol: float = DEAD_TOL
     kernel: bool = False  # a kernel metric is computed: keep the samples where n allows
     rbf_max_samples: int | None = None
     cross_memory_mb: float | None = None  # None: every XᵀY in one pass
@@ -58,10 +57,9 @@ class Policy:
     backend: object = NUMPY
 
     def accumulator(self, moments: ColumnMoments) -> LayerAccumulator:
-        live = moments.live(self.dead_tol)
         wanted = wants_samples(self.kernel, moments.n, self.rbf_max_samples)
-        keep = keeps_centred_data(int(live.sum()), moments.n, wanted)
-        return moments.accumulator(live, keep, self.float32_products, self.backend)
+        keep = keeps_centred_data(int(moments.live().sum()), moments.n, wanted)
+        return moments.accumulator(keep, self.float32_products, self.backend)
 
 
 @dataclass
