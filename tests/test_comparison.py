@@ -7,9 +7,17 @@ import pytest
 
 from prunesim.activations import open_activations
 from prunesim.comparison import VIEWS, CompareSettings, compare_stores
-from prunesim.metrics import METRICS, REGISTRY, similarity
+from prunesim.metrics import METRICS, REGISTRY, calibrated, similarity
 
-ALL = CompareSettings(metrics=METRICS, views=tuple(VIEWS))
+ALL = CompareSettings(metrics=METRICS, views=tuple(VIEWS), permutations=0, bootstrap=0)
+# Calibrated: every view, a metric of each kind but RBF CKA (whose 6,400 x 6,400 channels-view
+# kernels would be built again for every bootstrap resample of these 64 images).
+CALIBRATED = CompareSettings(
+    metrics=("cca_mean", "pwcca", "cka_linear", "nbs"),
+    views=tuple(VIEWS),
+    permutations=6,
+    bootstrap=3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +146,56 @@ def test_stores_with_different_probe_digests_raise(lenet_stores):
 def test_unknown_metric_or_view_in_settings_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CompareSettings(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def calibrated_comparison(lenet_stores):
+    return compare_stores(str(lenet_stores["a"]), str(lenet_stores["b"]), CALIBRATED)
+
+
+def test_calibration_leaves_the_values_and_reasons_unchanged(
+    calibrated_comparison, cross_comparison
+):
+    assert "null_mean" not in cross_comparison and "ci_low" not in cross_comparison
+    plain = cross_comparison.sel(metric=list(CALIBRATED.metrics))
+    np.testing.assert_allclose(
+        plain.similarity.values, calibrated_comparison.similarity.values, atol=1e-10, equal_nan=True
+    )
+    assert (plain.nan_reason == calibrated_comparison.nan_reason).all()
+
+
+def test_matched_layers_are_calibrated_and_match_the_library_function(
+    calibrated_comparison, lenet_stores
+):
+    ds = calibrated_comparison
+    layers = list(ds.layer_a.values)
+    store_a, store_b = open_activations(lenet_stores["a"]), open_activations(lenet_stores["b"])
+    for view in VIEWS:
+        null = ds.null_mean.sel(metric="cka_linear", view=view).values
+        defined = ~np.isnan(ds.similarity.sel(metric="cka_linear", view=view).values)
+        assert (np.isnan(null) == ~(np.eye(len(layers), dtype=bool) & defined)).all()
+    layer, view = layers[0], "channels"  # a conv layer: its positions move with their image
+    a, b = store_a.load(layer), store_b.load(layer)
+    expected = calibrated(
+        VIEWS[view](a),
+        VIEWS[view](b),
+        "cka_linear",
+        permutations=CALIBRATED.permutations,
+        bootstrap=CALIBRATED.bootstrap,
+        rows_per_image=int(np.prod(a.shape[2:])),
+    )
+    cell = ds.sel(metric="cka_linear", view=view, layer_a=layer, layer_b=layer)
+    for name in ("null_mean", "null_std", "p_value", "bootstrap_std", "ci_low", "ci_high"):
+        assert float(cell[name]) == pytest.approx(expected[name], abs=1e-10), name
+
+
+def test_calibrating_every_pair(lenet_stores):
+    settings = CompareSettings(
+        metrics=("cka_linear", "nbs"), views=("gap",), calibrate="all", permutations=5, bootstrap=2
+    )
+    ds = compare_stores(str(lenet_stores["a"]), str(lenet_stores["b"]), settings)
+    defined = ~np.isnan(ds.similarity.values)
+    assert (~np.isnan(ds.null_mean.values) == defined).all()
+    assert (~np.isnan(ds.ci_low.values) == defined).all()
+    with pytest.raises(ValueError, match="calibrate must be one of"):
+        CompareSettings(calibrate="diagonal")

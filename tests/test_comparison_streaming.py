@@ -21,10 +21,17 @@ from prunesim.metrics import METRICS, layer_factors, similarity
 
 N = 250
 VIEW_NAMES = ("flatten", "gap", "channels")
-FULL = CompareSettings(metrics=METRICS, views=VIEW_NAMES)  # every layer keeps its data (RBF)
+FULL = CompareSettings(
+    permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES
+)  # every layer keeps its data (RBF)
 # Without a kernel metric, layers with p <= n keep only XᵀX and every pair with such a layer
 # streams its cross-product XᵀY chunk by chunk.
-STREAMED = CompareSettings(metrics=tuple(m for m in METRICS if m != "cka_rbf"), views=VIEW_NAMES)
+STREAMED = CompareSettings(
+    permutations=0,
+    bootstrap=0,
+    metrics=tuple(m for m in METRICS if m != "cka_rbf"),
+    views=VIEW_NAMES,
+)
 SETTINGS = {"full": FULL, "streamed": STREAMED}
 
 
@@ -250,7 +257,9 @@ def test_a_tiny_cross_product_budget_takes_more_passes_and_gives_the_same_number
     default = compare_stores(stores["a64"], stores["b64"], STREAMED)
     default_passes = len(passes)
     passes.clear()
-    tiny = CompareSettings(metrics=STREAMED.metrics, views=VIEW_NAMES, cross_memory_mb=0)
+    tiny = CompareSettings(
+        permutations=0, bootstrap=0, metrics=STREAMED.metrics, views=VIEW_NAMES, cross_memory_mb=0
+    )
     result = compare_stores(stores["a64"], stores["b64"], tiny)
     assert len(passes) > default_passes + 2
     _assert_same(result, default)
@@ -273,7 +282,9 @@ def _narrow_pairs(ds) -> list[tuple[str, str, str]]:
 
 
 def test_rbf_max_samples_below_n_gives_nan_with_a_reason_for_rbf_cka_only(compared, stores):
-    limited = CompareSettings(metrics=METRICS, views=VIEW_NAMES, rbf_max_samples=N - 1)
+    limited = CompareSettings(
+        permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES, rbf_max_samples=N - 1
+    )
     ds = compare_stores(stores["a64"], stores["b64"], limited)
     full = compared["full"]
     others = [m for m in METRICS if m != "cka_rbf"]
@@ -296,7 +307,9 @@ def test_rbf_max_samples_below_n_gives_nan_with_a_reason_for_rbf_cka_only(compar
 
 
 def test_rbf_max_samples_below_n_gives_nan_for_pairs_of_wide_layers_too(stores):
-    limited = CompareSettings(metrics=("cka_rbf",), views=("flatten",), rbf_max_samples=N - 1)
+    limited = CompareSettings(
+        permutations=0, bootstrap=0, metrics=("cka_rbf",), views=("flatten",), rbf_max_samples=N - 1
+    )
     ds = compare_stores(stores["a64"], stores["b64"], limited)
     value = ds["similarity"].sel(metric="cka_rbf", view="flatten", layer_a="conv", layer_b="wide")
     assert np.isnan(float(value))
@@ -327,7 +340,9 @@ def test_self_comparison_is_one_on_the_diagonal_where_defined(copy, name, stores
 
 def test_float32_products_give_kernel_metrics_within_1e_6_of_float64(compared, stores):
     kernel_metrics = ["cka_linear", "cka_rbf", "cka_debiased", "nbs"]
-    settings = CompareSettings(metrics=METRICS, views=VIEW_NAMES, float32_products=True)
+    settings = CompareSettings(
+        permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES, float32_products=True
+    )
     fast = compare_stores(stores["a64"], stores["b64"], settings)
     np.testing.assert_allclose(
         fast["similarity"].sel(metric=kernel_metrics).values,

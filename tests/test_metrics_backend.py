@@ -107,8 +107,15 @@ def test_torch_inputs_on_the_torch_backend():
 @pytest.mark.parametrize("device", TORCH_DEVICES)
 def test_compare_on_torch_backend_equals_numpy(lenet_stores, device):
     a, b = str(lenet_stores["a"]), str(lenet_stores["b"])
-    expected = compare_stores(a, b, CompareSettings())
-    got = compare_stores(a, b, CompareSettings(device=device))
+    expected = compare_stores(
+        a,
+        b,
+        CompareSettings(
+            permutations=0,
+            bootstrap=0,
+        ),
+    )
+    got = compare_stores(a, b, CompareSettings(permutations=0, bootstrap=0, device=device))
     np.testing.assert_allclose(
         got["similarity"].values, expected["similarity"].values, rtol=0, atol=1e-10
     )
@@ -131,13 +138,13 @@ def test_absent_gpu_is_a_clear_error(device):
     with pytest.raises(RuntimeError, match=f"'{device}'.*no CUDA (device|GPU).*'cpu' or 'auto'"):
         get_backend(device)
     with pytest.raises(RuntimeError, match="no CUDA (device|GPU)"):
-        CompareSettings(device=device).backend  # noqa: B018
+        CompareSettings(permutations=0, bootstrap=0, device=device).backend  # noqa: B018
 
 
 @pytest.mark.parametrize("device", ["gpu", "CUDA", "cuda:x", ""])
 def test_unknown_device_is_rejected_with_the_expected_values(device):
     with pytest.raises(ValueError, match=f"unknown device '{device}'.*'auto', 'cpu', 'cuda'"):
-        CompareSettings(device=device)
+        CompareSettings(permutations=0, bootstrap=0, device=device)
     with pytest.raises(ValueError, match="unknown device"):
         get_backend(device)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from scipy.stats import t as student_t
 
 from prunesim.io import read_json, read_netcdf
 
@@ -39,17 +40,58 @@ class SeedPairResult:
     similarity: str | Path
 
 
+VALUE_DIMS = ("metric", "view", "layer_a", "layer_b")
+
+
 def _seed_similarity(pairs: list[SeedPairResult]) -> xr.Dataset:
+    """The seed pairs' per-value variables (similarity, its reason, its calibration) over
+    ``seed_pair``, each prefixed ``seed_``."""
     parts = []
     for pair in pairs:
-        loaded = read_netcdf(pair.similarity)[["similarity", "nan_reason"]]
+        loaded = read_netcdf(pair.similarity)
+        loaded = loaded[[name for name, var in loaded.data_vars.items() if var.dims == VALUE_DIMS]]
         parts.append(loaded.expand_dims(seed_pair=[f"{pair.seed_a}-{pair.seed_b}"]))
     combined = xr.concat(parts, dim="seed_pair")
-    combined = combined.rename(similarity="seed_similarity", nan_reason="seed_nan_reason")
+    combined = combined.rename({name: f"seed_{name}" for name in combined.data_vars})
     combined["seed_similarity"].attrs["long_name"] = (
         "similarity between the dense networks of two seeds (the noise floor)"
     )
     return combined
+
+
+OVER_SEEDS = {
+    "seeds_defined": "number of seeds whose value is defined",
+    "mean_over_seeds": "mean of the value over seeds",
+    "sd_over_seeds": "standard deviation of the value over seeds (two or more)",
+    "ci_over_seeds_low": "lower end of the t interval of the mean over seeds (three or more), "
+    "at the similarity settings' confidence level",
+    "ci_over_seeds_high": "upper end of that interval",
+}
+
+
+def over_seeds(similarity: xr.DataArray, confidence: float) -> xr.Dataset:
+    """Mean, standard deviation and t interval of ``similarity`` over its ``seed`` dim: the
+    interval only where three or more seeds are defined (with two, a t interval spans
+    ±12.7 standard deviations at 95% and says nothing)."""
+    count = similarity.notnull().sum("seed")
+    mean = similarity.mean("seed", skipna=True).where(count >= 1)
+    sd = similarity.std("seed", ddof=1, skipna=True).where(count >= 2)
+    quantile = xr.apply_ufunc(
+        lambda k: student_t.ppf(0.5 + confidence / 2, np.maximum(k - 1, 1)), count
+    )
+    half = (quantile * sd / np.sqrt(count)).where(count >= 3)
+    ds = xr.Dataset(
+        {
+            "seeds_defined": count,
+            "mean_over_seeds": mean,
+            "sd_over_seeds": sd,
+            "ci_over_seeds_low": mean - half,
+            "ci_over_seeds_high": mean + half,
+        }
+    )
+    for name, meaning in OVER_SEEDS.items():
+        ds[name].attrs["long_name"] = meaning
+    return ds
 
 
 ABSENT = "absent: the layer was removed by pruning"
@@ -149,5 +191,7 @@ def aggregate_results(
         combined = xr.merge(
             [combined, seeds_ds], combine_attrs="override", join="exact", compat="no_conflicts"
         )
+    settings = json.loads(combined.attrs.get("settings", "{}"))
+    combined = combined.merge(over_seeds(combined.similarity, settings.get("confidence", 0.95)))
     combined.attrs.update(attrs or {})
     return combined

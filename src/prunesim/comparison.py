@@ -31,11 +31,18 @@ from prunesim.metrics import (
     LayerFactors,
     MetricOptions,
     PairFactors,
+    caution,
     definitions,
     evaluate,
     get_metric,
 )
 from prunesim.metrics.backend import check_device, get_backend
+from prunesim.metrics.calibration import (
+    Calibration,
+    bootstrap_draws,
+    permutation_draws,
+    summarize,
+)
 from prunesim.metrics.factors import RANK_TOL
 from prunesim.metrics.streaming import Policy, Side, stream
 
@@ -61,6 +68,12 @@ VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+CALIBRATED_PAIRS = {
+    "matched": "pairs of same-named layers (a layer and its pruned or retrained self)",
+    "all": "every layer pair",
+}
+
+
 @dataclass(frozen=True)
 class CompareSettings:
     """The ``similarity`` block of an experiment's config."""
@@ -75,6 +88,14 @@ class CompareSettings:
     cross_memory_mb: int = 1024  # budget for the streamed XᵀY of all layer pairs of one pass
     float32_products: bool = False  # products of the data in float32 blocks, summed in float64
     device: str = "cpu"  # where the linear algebra runs: cpu (numpy), cuda, cuda:N, auto
+    # calibration (prunesim.metrics.calibration): permutations of the second store's probe
+    # images (the chance level) and bootstrap resamples of them (an interval), for the pairs of
+    # same-named layers ("matched") or every pair ("all")
+    permutations: int = 20
+    bootstrap: int = 10
+    calibration_seed: int = 0
+    confidence: float = 0.95
+    calibrate: str = "matched"
 
     def __post_init__(self) -> None:
         for metric in self.metrics:
@@ -82,8 +103,18 @@ class CompareSettings:
         unknown = [v for v in self.views if v not in VIEWS]
         if unknown:
             raise ValueError(f"unknown views {unknown}; expected some of {list(VIEWS)}")
+        if self.calibrate not in CALIBRATED_PAIRS:
+            raise ValueError(
+                f"calibrate must be one of {list(CALIBRATED_PAIRS)}, got {self.calibrate!r}"
+            )
         self.metric_options()  # validates the options
+        self.calibration()  # validates the counts
         check_device(self.device)
+
+    def calibration(self) -> Calibration:
+        return Calibration(
+            self.permutations, self.bootstrap, self.calibration_seed, self.confidence
+        )
 
     @cached_property
     def backend(self):
@@ -104,6 +135,7 @@ class CompareSettings:
         """How the streaming driver treats the stores' representations."""
         return Policy(
             kernel=self.needs_kernel,
+            keep_samples=self.calibration().active,
             rbf_max_samples=self.rbf_max_samples,
             cross_memory_mb=self.cross_memory_mb,
             float32_products=self.float32_products,
@@ -161,6 +193,82 @@ def _neuron_counts(factors: dict, layers: list[str], views, side: str) -> dict:
     }
 
 
+CALIBRATION_VARIABLES = {
+    "null_mean": "chance level: mean of the metric over permutations of the second layer's "
+    "probe images",
+    "null_std": "standard deviation of the metric over those permutations",
+    "p_value": "one-sided permutation p-value: (1 + permutations at least as similar as the "
+    "value) / (1 + permutations)",
+    "corrected": "chance-corrected value (value - null_mean) / (perfect - null_mean), perfect "
+    "being the metric's value for identical representations: 0 at chance, 1 for identical",
+    "bootstrap_std": "standard error: standard deviation of the metric over bootstrap "
+    "resamples of the probe images",
+    "bootstrap_bias": "mean of the metric over the bootstrap resamples minus the value (a "
+    "metric that grows as distinct samples get fewer, e.g. CCA at ranks near n, shows it)",
+    "ci_low": "lower end of the interval value - z * bootstrap_std at the confidence level",
+    "ci_high": "upper end of the interval value + z * bootstrap_std (not beyond a perfect value)",
+}
+
+
+def _calibrate(
+    values: np.ndarray,
+    factors_a: dict,
+    factors_b: dict,
+    layers: tuple[list[str], list[str]],
+    images: int,
+    settings: CompareSettings,
+) -> dict[str, np.ndarray]:
+    """The calibration summaries (:data:`CALIBRATION_VARIABLES`) of every defined value of the
+    calibrated layer pairs, shaped like ``values`` (NaN elsewhere)."""
+    calibration, options = settings.calibration(), settings.metric_options()
+    out = {name: np.full(values.shape, np.nan) for name in CALIBRATION_VARIABLES}
+    perfect = np.array([get_metric(m).perfect for m in settings.metrics])
+    orders, resamples = calibration.orders(images), calibration.resamples(images)
+    keep_directions = "pwcca" in settings.metrics
+    layers_a, layers_b = layers
+    for v, view in enumerate(settings.views):
+        groups: dict[int, list[tuple[int, int]]] = {}  # by rows per image (channels: H × W)
+        for i, la in enumerate(layers_a):
+            for j, lb in enumerate(layers_b):
+                if settings.calibrate == "matched" and la != lb:
+                    continue
+                if np.isfinite(values[:, v, i, j]).any():
+                    rows_per_image = factors_a[la, view].n // images
+                    groups.setdefault(rows_per_image, []).append((i, j))
+        for rows_per_image, cells in groups.items():
+            pairs = [(factors_a[layers_a[i], view], factors_b[layers_b[j], view]) for i, j in cells]
+            defined = [np.flatnonzero(np.isfinite(values[:, v, i, j])) for i, j in cells]
+
+            def evaluate_defined(index: int, pair: PairFactors, defined=defined) -> list[float]:
+                row = [math.nan] * len(settings.metrics)
+                for m in defined[index]:
+                    row[m] = evaluate(pair, settings.metrics[m], options).value
+                return row
+
+            null = boot = None
+            if calibration.permutations:
+                null = permutation_draws(
+                    pairs, evaluate_defined, orders, rows_per_image, keep_directions
+                )
+            if calibration.bootstrap:
+                boot = bootstrap_draws(
+                    pairs,
+                    evaluate_defined,
+                    resamples,
+                    rows_per_image,
+                    settings.policy,
+                    keep_directions,
+                )
+            observed = np.array([values[:, v, i, j] for i, j in cells])
+            summary = summarize(observed, null, boot, perfect, calibration.confidence)
+            for name in CALIBRATION_VARIABLES:
+                summarized = getattr(summary, name)
+                for k, (i, j) in enumerate(cells):
+                    out[name][:, v, i, j] = summarized[k]
+        log.info("view %s: calibrated %d layer pairs", view, sum(map(len, groups.values())))
+    return out
+
+
 def compare_stores(
     path_a: str, path_b: str, settings: CompareSettings, attrs: dict | None = None
 ) -> xr.Dataset:
@@ -192,6 +300,7 @@ def compare_stores(
     shape = (len(settings.metrics), len(settings.views), len(layers_a), len(layers_b))
     values = np.full(shape, np.nan)
     reasons = np.full(shape, "", dtype=object)
+    cautions = np.full(shape, "", dtype=object)
     for v, view in enumerate(settings.views):
         for i, la in enumerate(layers_a):
             spatial_a = store_a.shape(la)[2:]
@@ -212,13 +321,22 @@ def compare_stores(
                     result = evaluate(pair, metric, options)
                     values[m, v, i, j] = result.value
                     reasons[m, v, i, j] = result.reason if math.isnan(result.value) else ""
+                    if not math.isnan(result.value):
+                        cautions[m, v, i, j] = caution(pair, metric, options)
         log.info("view %s: %d x %d layer pairs compared", view, len(layers_a), len(layers_b))
+    calibrated = (
+        _calibrate(values, factors_a, factors_b, (layers_a, layers_b), store_a.n, settings)
+        if settings.calibration().active
+        else {}
+    )
 
     dims = ("metric", "view", "layer_a", "layer_b")
     ds = xr.Dataset(
         {
             "similarity": (dims, values),
             "nan_reason": (dims, reasons.astype(str)),
+            "caution": (dims, cautions.astype(str)),
+            **{name: (dims, array) for name, array in calibrated.items()},
             **_neuron_counts(factors_a, layers_a, settings.views, "a"),
             **_neuron_counts(factors_b, layers_b, settings.views, "b"),
         },
@@ -232,6 +350,9 @@ def compare_stores(
         },
     )
     ds["similarity"].attrs["long_name"] = "representation similarity"
+    ds["caution"].attrs["long_name"] = "a note on a defined value that needs care in reading"
+    for name in calibrated:
+        ds[name].attrs["long_name"] = CALIBRATION_VARIABLES[name]
     for side in ("a", "b"):
         for kind, meaning in NEURON_COUNTS.items():
             ds[f"{kind}_{side}"].attrs["long_name"] = f"{meaning} in layer_{side}"

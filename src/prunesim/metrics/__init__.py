@@ -19,6 +19,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from prunesim.metrics.backend import get_backend
+from prunesim.metrics.calibration import (
+    Calibration,
+    bootstrap_draws,
+    permutation_draws,
+    summarize,
+)
 from prunesim.metrics.factors import (
     RANK_TOL,
     LayerFactors,
@@ -66,6 +72,9 @@ class Metric:
     needs_kernel: bool  # needs each layer's n × n Gram matrix whatever p is (RBF)
     definition: str
     reference: str
+    perfect: float = 1.0  # the value for identical representations (0 for a distance)
+    # a note on a defined value that needs care in reading (e.g. CCA at ranks near n)
+    caution: Callable[[PairFactors, MetricOptions], str] | None = None
 
 
 def _nan(reason: str) -> MetricResult:
@@ -154,6 +163,37 @@ def _mean_leading(rho: np.ndarray, threshold: float | None) -> float:
     return float(rho[:count].mean())
 
 
+# CCA of unrelated data is far from 0 when the ranks are a sizeable share of n (the expected
+# squared canonical correlations grow like rank / n): from this share on, a value carries a note.
+CCA_RANK_CAUTION = 0.5
+
+
+def _cca_caution(ra: int, rb: int, n: int) -> str:
+    share = (ra + rb) / n
+    if share < CCA_RANK_CAUTION:
+        return ""
+    return (
+        f"CCA ranks {ra} + {rb} are {share:.0%} of n = {n}: unrelated data would give large "
+        "canonical correlations here; read the value against its chance level (null_mean)"
+    )
+
+
+def _full_cca_caution(pair: PairFactors, opts: MetricOptions) -> str:
+    return _cca_caution(pair.a.rank, pair.b.rank, pair.n)
+
+
+def _svcca_caution(pair: PairFactors, opts: MetricOptions) -> str:
+    ka = pair.a.variance_rank(opts.svcca_variance)
+    kb = pair.b.variance_rank(opts.svcca_variance)
+    return _cca_caution(ka, kb, pair.n)
+
+
+def caution(pair: PairFactors, metric: str, options: MetricOptions | None = None) -> str:
+    """A note on a defined value of ``metric`` that needs care in reading; empty if none."""
+    spec = get_metric(metric)
+    return spec.caution(pair, options or MetricOptions()) if spec.caution else ""
+
+
 def cca_mean(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair) or _degenerate(pair, pair.a.rank, pair.b.rank):
         return undefined
@@ -208,6 +248,7 @@ REGISTRY: dict[str, Metric] = {
             "cca_threshold: of the leading ones up to that fraction of their sum); NaN when "
             "rank X + rank Y >= n",
             reference="Hotelling 1936; Raghu et al. 2017",
+            caution=_full_cca_caution,
         ),
         Metric(
             "svcca",
@@ -218,6 +259,7 @@ REGISTRY: dict[str, Metric] = {
             "directions that explain svcca_variance of its variance (with cca_threshold: of the "
             "leading correlations up to that fraction of their sum)",
             reference="Raghu et al. 2017, SVCCA",
+            caution=_svcca_caution,
         ),
         Metric(
             "pwcca",
@@ -227,6 +269,7 @@ REGISTRY: dict[str, Metric] = {
             definition="sum_i a_i rho_i / sum_i a_i with a_i = sum_j |<h_i, x_j>|, h_i the "
             "first representation's canonical variates, x_j its centred neurons",
             reference="Morcos, Raghu & Bengio 2018",
+            caution=_full_cca_caution,
         ),
         Metric(
             "cka_linear",
@@ -390,11 +433,65 @@ def similarity(
     return Similarity(result.value, result.reason)
 
 
+def calibrated(
+    X,
+    Y,
+    metric: str,
+    permutations: int = 100,
+    bootstrap: int = 100,
+    seed: int = 0,
+    confidence: float = 0.95,
+    rows_per_image: int = 1,
+    rank_tol: float = RANK_TOL,
+    device: str = "cpu",
+    **options,
+) -> dict[str, float]:
+    """``similarity(X, Y, metric)`` with its calibration (:mod:`prunesim.metrics.calibration`):
+    a dict of ``value`` and the summaries ``null_mean``, ``null_std``, ``p_value``,
+    ``corrected``, ``bootstrap_std``, ``bootstrap_bias``, ``ci_low``, ``ci_high`` (NaN where
+    the value is). ``rows_per_image``: consecutive rows that belong to one sample and move
+    together (the channels view's positions of an image)."""
+    spec, opts = get_metric(metric), MetricOptions(**options)
+    calibration = Calibration(permutations, bootstrap, seed, confidence)
+    X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
+    if len(X) != len(Y):
+        raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
+    if len(X) % rows_per_image:
+        raise ValueError(f"{len(X)} rows are not whole images of {rows_per_image} rows")
+    kernel = wants_samples(spec.needs_kernel, len(X), opts.rbf_max_samples)
+    policy = Policy(kernel=kernel, keep_samples=True, backend=get_backend(device))
+    streamed = stream(array_side(X), array_side(Y), [], policy)
+    layers = [
+        (
+            LayerFactors(streamed.stats_a["x"], rank_tol),
+            LayerFactors(streamed.stats_b["x"], rank_tol),
+        )
+    ]
+    keep = metric == "pwcca"
+    value = evaluate(PairFactors(*layers[0], keep_directions=keep), metric, opts).value
+
+    def values(index: int, pair: PairFactors) -> list[float]:
+        return [evaluate(pair, metric, opts).value]
+
+    images = len(X) // rows_per_image
+    null = boot = None
+    if permutations and not math.isnan(value):
+        orders = calibration.orders(images)
+        null = permutation_draws(layers, values, orders, rows_per_image, keep)[0, 0]
+    if bootstrap and not math.isnan(value):
+        draws = calibration.resamples(images)
+        boot = bootstrap_draws(layers, values, draws, rows_per_image, policy, keep)[0, 0]
+    summary = summarize(np.array(value), null, boot, np.array(spec.perfect), confidence)
+    return {"value": value, **{k: float(v) for k, v in asdict(summary).items()}}
+
+
 __all__ = [
     "METRICS",
     "RANK_TOL",
     "REGISTRY",
     "Similarity",
+    "calibrated",
+    "caution",
     "LayerFactors",
     "Metric",
     "MetricOptions",

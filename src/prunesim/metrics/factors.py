@@ -20,7 +20,7 @@ correlation matrix, and singular values come from the eigenvalues of the smaller
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -97,6 +97,21 @@ class Basis:
         loadings = self.singular_values[:, None] * self.right_vectors.T
         return loadings * self.scale if self.scale is not None else loadings
 
+    def reordered(self, rows: np.ndarray) -> Basis:
+        """The basis of the same data with its samples in the order ``rows``: only the
+        sample-space parts (U, the kept data) move."""
+        moved = Basis(
+            self.singular_values,
+            None if self.left_vectors is None else self.left_vectors[rows],
+            self.scale,
+            _right=self._right,
+            _data=None if self._data is None else self._data[rows],
+            backend=self.backend,
+        )
+        if "right_vectors" in self.__dict__:
+            moved.__dict__["right_vectors"] = self.__dict__["right_vectors"]
+        return moved
+
 
 @dataclass
 class CholeskyBasis:
@@ -130,6 +145,10 @@ class CholeskyBasis:
     def neuron_loadings(self) -> np.ndarray:
         """``Qᵀ X = L⁻¹ D⁻¹ XᵀX = Lᵀ D`` (p × p)."""
         return self.factor.T * self.scale
+
+    def reordered(self, rows: np.ndarray) -> CholeskyBasis:
+        """Nothing of it is indexed by samples."""
+        return self
 
 
 def squared_norm(matrix: np.ndarray) -> float:
@@ -348,6 +367,33 @@ class LayerFactors:
         total = self.trace - min(self.n, self.p) * self.rank_tol * math.sqrt(frobenius_sq)
         share = max(fraction - 1e-12, 0.0) * max(total, 0.0)
         return int(math.floor(share * share / frobenius_sq * (1.0 - 1e-9)))
+
+    # Cached values that do not depend on the order of the samples.
+    _ORDER_FREE = ("cov", "trace", "self_hsic", "self_hsic_unbiased", "scale", "rank")
+
+    def reordered(self, rows: np.ndarray) -> LayerFactors:
+        """This layer with its samples in the order ``rows`` (a permutation of them), for
+        permutation tests: what the order does not change (covariance, norms, rank, spectra) is
+        shared, what it does (data, row norms, Gram matrix, left singular vectors, kernels) is
+        permuted, so no factor is computed again. Needs the kept data."""
+        if self.stats.data is None:
+            raise ValueError("reordering a layer's samples needs its kept data")
+        stats = replace(self.stats, data=self.stats.data[rows], row_sq=self.stats.row_sq[rows])
+        moved = LayerFactors(stats, self.rank_tol)
+        cached = self.__dict__
+        for name in self._ORDER_FREE:
+            if name in cached:
+                moved.__dict__[name] = cached[name]
+        if "gram" in cached:
+            moved.__dict__["gram"] = cached["gram"][np.ix_(rows, rows)]
+        if "_bases" in cached:
+            moved.__dict__["_bases"] = {k: b.reordered(rows) for k, b in cached["_bases"].items()}
+        if "_rbf" in cached:
+            moved.__dict__["_rbf"] = {
+                sigma: (None if kernel is None else kernel[rows][:, rows], reason)
+                for sigma, (kernel, reason) in cached["_rbf"].items()
+            }
+        return moved
 
     def rbf_kernel(self, sigma_factor: float) -> tuple[object | None, str]:
         """Centred RBF kernel ``H K H`` with ``σ² = sigma_factor² ×`` the median squared

@@ -10,7 +10,8 @@ The memory policy, stated once:
 
 * a representation keeps its **centred data** (n × p) when p > n, where its Gram matrix is
   the cheaper route and the data is small exactly then, or when a kernel metric (RBF CKA) needs
-  the samples and n is at most ``rbf_max_samples`` (its n × n kernels take 8 n² bytes);
+  the samples and n is at most ``rbf_max_samples`` (its n × n kernels take 8 n² bytes), or
+  when the values are calibrated (permutations and bootstrap resample the samples);
   otherwise it keeps only its **covariance** ``XᵀX`` (p × p), which does not grow with n
   (:func:`keeps_centred_data`);
 * a pair's ``XᵀY`` is streamed unless both sides keep their data (then it is formed from the
@@ -51,13 +52,14 @@ class Policy:
     """How one streaming run treats its representations."""
 
     kernel: bool = False  # a kernel metric is computed: keep the samples where n allows
+    keep_samples: bool = False  # keep every representation's samples (calibration)
     rbf_max_samples: int | None = None
     cross_memory_mb: float | None = None  # None: every XᵀY in one pass
     float32_products: bool = False
     backend: object = NUMPY
 
     def accumulator(self, moments: ColumnMoments) -> LayerAccumulator:
-        wanted = wants_samples(self.kernel, moments.n, self.rbf_max_samples)
+        wanted = self.keep_samples or wants_samples(self.kernel, moments.n, self.rbf_max_samples)
         keep = keeps_centred_data(int(moments.live().sum()), moments.n, wanted)
         return moments.accumulator(keep, self.float32_products, self.backend)
 
