@@ -80,12 +80,21 @@ def image_rows(images: np.ndarray, rows_per_image: int) -> np.ndarray:
 
 def resampled(layer: LayerFactors, rows: np.ndarray, policy: Policy) -> LayerFactors:
     """The layer's factors computed again from its samples ``rows`` (drawn with replacement):
-    re-centred, and neurons that do not vary in the draw left out, as for any data."""
+    re-centred, and neurons that do not vary in the draw left out, as for any data.
+
+    A layer wider than its samples (Gram route) gets its Gram matrix from the original one,
+    ``C K[rows, rows] C`` with C the centring matrix (O(n²) instead of O(n² p)): re-centring
+    is that product, and a neuron constant in the draw adds exactly zero to it."""
     if layer.stats.data is None:
         raise ValueError("resampling a layer needs its kept data")
     side = array_side(layer.stats.data[rows])
-    stats = stream(side, None, [], policy).stats_a["x"]
-    return LayerFactors(stats, layer.rank_tol)
+    drawn = LayerFactors(stream(side, None, [], policy).stats_a["x"], layer.rank_tol)
+    if layer.has_gram and drawn.gram_route:
+        gram = layer.gram[np.ix_(rows, rows)]
+        gram -= gram.mean(axis=0)
+        gram -= gram.mean(axis=1)[:, None]
+        drawn.__dict__["gram"] = gram
+    return drawn
 
 
 # (index of the pair in the list, its factors under one draw) -> the values of that draw
