@@ -214,7 +214,7 @@ def all_metrics(x, y, float32_products: bool = False, device: str = "cpu") -> di
     pair = pair_factors(
         x,
         y,
-        keep_data=wants_samples(True, len(x), MetricOptions().rbf_max_samples),
+        keep_data=wants_samples(True, len(x), MetricOptions().pairwise_max_samples),
         keep_directions=True,
         float32_products=float32_products,
         device=device,

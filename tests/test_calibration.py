@@ -83,7 +83,7 @@ def test_a_bootstrap_draw_equals_the_metric_of_freshly_resampled_data(shape, rng
     def every(index, drawn):
         return [evaluate(drawn, metric).value for metric in METRICS]
 
-    policy = Policy(kernel=True, keep_samples=True)
+    policy = Policy(pairwise=True, keep_samples=True)
     draws = bootstrap_draws([(pair.a, pair.b)], every, resamples, 1, policy)
     for k, rows in enumerate(resamples):
         for m, metric in enumerate(METRICS):

@@ -17,19 +17,19 @@ from torch import nn
 
 from prunesim.activations import ActivationStore, open_activations, record_activations
 from prunesim.comparison import CompareSettings, compare_stores
-from prunesim.metrics import METRICS, layer_factors, similarity
+from prunesim.metrics import METRICS, REGISTRY, layer_factors, similarity
 
 N = 250
 VIEW_NAMES = ("flatten", "gap", "channels")
-FULL = CompareSettings(
-    permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES
-)  # every layer keeps its data (RBF)
-# Without a kernel metric, layers with p <= n keep only XᵀX and every pair with such a layer
-# streams its cross-product XᵀY chunk by chunk.
+PAIRWISE = tuple(m for m in METRICS if REGISTRY[m].needs_pairwise)  # cka_rbf, knn, rsa
+# every layer keeps its data (the metrics of sample pairs need it)
+FULL = CompareSettings(permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES)
+# Without a metric of sample pairs, layers with p <= n keep only XᵀX and every pair with such a
+# layer streams its cross-product XᵀY chunk by chunk.
 STREAMED = CompareSettings(
     permutations=0,
     bootstrap=0,
-    metrics=tuple(m for m in METRICS if m != "cka_rbf"),
+    metrics=tuple(m for m in METRICS if m not in PAIRWISE),
     views=VIEW_NAMES,
 )
 SETTINGS = {"full": FULL, "streamed": STREAMED}
@@ -281,13 +281,15 @@ def _narrow_pairs(ds) -> list[tuple[str, str, str]]:
     return cells
 
 
-def test_rbf_max_samples_below_n_gives_nan_with_a_reason_for_rbf_cka_only(compared, stores):
+def test_pairwise_max_samples_below_n_gives_nan_with_a_reason_for_pairwise_metrics_only(
+    compared, stores
+):
     limited = CompareSettings(
-        permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES, rbf_max_samples=N - 1
+        permutations=0, bootstrap=0, metrics=METRICS, views=VIEW_NAMES, pairwise_max_samples=N - 1
     )
     ds = compare_stores(stores["a64"], stores["b64"], limited)
     full = compared["full"]
-    others = [m for m in METRICS if m != "cka_rbf"]
+    others = [m for m in METRICS if m not in PAIRWISE]
     np.testing.assert_allclose(
         ds["similarity"].sel(metric=others).values,
         full["similarity"].sel(metric=others).values,
@@ -300,15 +302,20 @@ def test_rbf_max_samples_below_n_gives_nan_with_a_reason_for_rbf_cka_only(compar
     cells = _narrow_pairs(ds)
     assert len(cells) >= 12
     for view, la, lb in cells:
-        cell = dict(metric="cka_rbf", view=view, layer_a=la, layer_b=lb)
-        assert np.isnan(float(ds["similarity"].sel(**cell))), cell
-        reason = ds["nan_reason"].sel(**cell).item()
-        assert "rbf_max_samples" in reason or "constant" in reason, cell
+        for metric in PAIRWISE:
+            cell = dict(metric=metric, view=view, layer_a=la, layer_b=lb)
+            assert np.isnan(float(ds["similarity"].sel(**cell))), cell
+            reason = ds["nan_reason"].sel(**cell).item()
+            assert "pairwise_max_samples" in reason or "does not vary" in reason, cell
 
 
-def test_rbf_max_samples_below_n_gives_nan_for_pairs_of_wide_layers_too(stores):
+def test_pairwise_max_samples_below_n_gives_nan_for_pairs_of_wide_layers_too(stores):
     limited = CompareSettings(
-        permutations=0, bootstrap=0, metrics=("cka_rbf",), views=("flatten",), rbf_max_samples=N - 1
+        permutations=0,
+        bootstrap=0,
+        metrics=("cka_rbf",),
+        views=("flatten",),
+        pairwise_max_samples=N - 1,
     )
     ds = compare_stores(stores["a64"], stores["b64"], limited)
     value = ds["similarity"].sel(metric="cka_rbf", view="flatten", layer_a="conv", layer_b="wide")
@@ -317,7 +324,7 @@ def test_rbf_max_samples_below_n_gives_nan_for_pairs_of_wide_layers_too(stores):
 
 @pytest.mark.parametrize("name", list(SETTINGS))
 @pytest.mark.parametrize("copy", [False, True], ids=["same_path", "identical_copy"])
-def test_self_comparison_is_one_on_the_diagonal_where_defined(copy, name, stores):
+def test_self_comparison_is_perfect_on_the_diagonal_where_defined(copy, name, stores):
     path_b = stores["a64_copy"] if copy else stores["a64"]
     metrics = SETTINGS[name].metrics
     ds = compare_stores(stores["a64"], path_b, SETTINGS[name])
@@ -331,7 +338,8 @@ def test_self_comparison_is_one_on_the_diagonal_where_defined(copy, name, stores
                 if math.isnan(value):
                     assert ds["nan_reason"].sel(**cell).item(), cell
                 else:
-                    assert value == pytest.approx(1.0, abs=1e-10), cell
+                    perfect = REGISTRY[metric].perfect  # 0: the Procrustes angle, an arccos
+                    assert value == pytest.approx(perfect, abs=1e-10 if perfect else 1e-6), cell
                     defined += 1
     # everything but cca_mean and pwcca on the flattened full-rank conv layer (288 features,
     # n = 250; svcca keeps few enough directions to stay defined)

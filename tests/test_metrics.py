@@ -27,10 +27,30 @@ from prunesim.metrics import (
     stats,
 )
 
-SYMMETRIC = ("cca_mean", "svcca", "cka_linear", "cka_rbf", "cka_debiased", "nbs")
+NEIGHBOURHOOD = ("procrustes", "knn_jaccard", "rsa_spearman")  # the shape and pair measures
+SYMMETRIC = ("cca_mean", "svcca", "cka_linear", "cka_rbf", "cka_debiased", "nbs", *NEIGHBOURHOOD)
 CCA_FAMILY = ("cca_mean", "svcca", "pwcca")
 KERNEL_FAMILY = ("cka_linear", "cka_rbf", "cka_debiased", "nbs")
-ORTHOGONAL_INVARIANT = ("cka_linear", "cka_rbf", "cka_debiased", "nbs", "cca_mean", "svcca")
+ORTHOGONAL_INVARIANT = (
+    "cka_linear",
+    "cka_rbf",
+    "cka_debiased",
+    "nbs",
+    "cca_mean",
+    "svcca",
+    *NEIGHBOURHOOD,
+)
+
+
+def _identical_value(metric: str) -> tuple[float, float]:
+    """The value for identical representations and its tolerance: the Procrustes angle is the
+    arccos of a cosine rounded near 1, so it is 0 only to sqrt(eps) ~ 1.5e-8."""
+    return (0.0, 3e-8) if metric == "procrustes" else (1.0, 1e-10)
+
+
+def _more_similar(metric: str, a: float, b: float) -> float:
+    """How much more similar ``a`` says than ``b`` (a distance: how much smaller)."""
+    return (b - a) if REGISTRY[metric].perfect == 0.0 else (a - b)
 
 
 def _pair(x, y) -> PairFactors:
@@ -98,21 +118,28 @@ def _ref_mean_leading(rho: np.ndarray, threshold: float) -> tuple[float, int]:
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_self_similarity_is_one(metric, rng):
+def test_self_similarity_is_perfect(metric, rng):
     x = rng.standard_normal((120, 12)) @ rng.standard_normal((12, 12))  # n > 2p
-    assert similarity(x, x, metric) == pytest.approx(1.0, abs=1e-10)
+    perfect, tolerance = _identical_value(metric)
+    assert REGISTRY[metric].perfect == perfect
+    assert similarity(x, x, metric) == pytest.approx(perfect, abs=tolerance)
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_self_similarity_is_one_for_a_low_rank_layer_with_more_features_than_samples(metric, rng):
+def test_self_similarity_is_perfect_for_a_low_rank_layer_with_more_features_than_samples(
+    metric, rng
+):
     x = rng.standard_normal((40, 3)) @ rng.standard_normal((3, 90))
-    assert similarity(x, x, metric) == pytest.approx(1.0, abs=1e-10)
+    perfect, tolerance = _identical_value(metric)
+    assert similarity(x, x, metric) == pytest.approx(perfect, abs=tolerance)
 
 
 def test_registry_marks_exactly_pwcca_as_asymmetric():
-    assert set(METRICS) == set(REGISTRY) and len(METRICS) == 7
+    assert set(METRICS) == set(REGISTRY) and len(METRICS) == 10
     assert {m for m in METRICS if REGISTRY[m].symmetric} == set(SYMMETRIC)
-    assert {m for m in METRICS if REGISTRY[m].needs_kernel} == {"cka_rbf"}
+    pairwise = {"cka_rbf", "knn_jaccard", "rsa_spearman"}
+    assert {m for m in METRICS if REGISTRY[m].needs_pairwise} == pairwise
+    assert {m for m in METRICS if REGISTRY[m].perfect == 0.0} == {"procrustes"}
 
 
 @pytest.mark.parametrize("metric", SYMMETRIC)
@@ -134,16 +161,20 @@ def test_pwcca_is_not_symmetric_and_weights_by_the_first_representation(rng):
     assert abs(forward - backward) > 1e-2
 
 
+RANGES = {"procrustes": (0.0, math.pi / 2), "rsa_spearman": (-1.0, 1.0)}  # others [0, 1]
+
+
 @pytest.mark.parametrize("metric", [m for m in METRICS if m != "cka_debiased"])
 @pytest.mark.parametrize("noise", [0.0, 0.3, 3.0, 100.0])
-def test_values_lie_in_unit_interval(metric, noise, rng):
+def test_values_lie_in_their_range(metric, noise, rng):
+    low, high = RANGES.get(metric, (0.0, 1.0))
     x, y = _related(rng, 80, 6, 9, noise=noise)
-    assert 0.0 <= similarity(x, y, metric) <= 1.0
+    assert low <= similarity(x, y, metric) <= high
     independent = similarity(rng.standard_normal((80, 6)), rng.standard_normal((80, 9)), metric)
-    assert 0.0 <= independent <= 1.0
+    assert low <= independent <= high
     wide_x, wide_y, _, _ = _low_rank_wide(rng)  # p > n, low rank
     low_rank_noise = rng.standard_normal((100, 5)) @ rng.standard_normal((5, 250))
-    assert 0.0 <= similarity(wide_x, wide_y + noise * low_rank_noise, metric) <= 1.0
+    assert low <= similarity(wide_x, wide_y + noise * low_rank_noise, metric) <= high
 
 
 def test_debiased_cka_of_independent_representations_is_near_zero_and_can_be_negative():
@@ -165,7 +196,9 @@ def test_debiased_cka_of_independent_representations_is_near_zero_and_can_be_neg
 def test_related_representations_are_more_similar_than_independent_ones(metric, rng):
     x, y = _related(rng, 200, 5, 5, noise=0.5)
     z = rng.standard_normal((200, 5))
-    assert similarity(x, y, metric) > similarity(x, z, metric) + 0.3
+    # k-NN sets of 10 among 200 samples overlap little even for related data: a lower bar
+    margin = 0.1 if metric == "knn_jaccard" else 0.3
+    assert _more_similar(metric, similarity(x, y, metric), similarity(x, z, metric)) > margin
 
 
 # --- invariances ------------------------------------------------------------------------------
@@ -530,7 +563,8 @@ def test_definitions_name_every_metric_with_a_reference_and_record_the_options()
         "cca_threshold": None,
         "svcca_variance": 0.99,
         "rbf_sigma": 1.0,
-        "rbf_max_samples": 10_000,
+        "pairwise_max_samples": 10_000,
+        "knn_k": 10,
     }
 
 
@@ -779,3 +813,84 @@ def test_similarity_is_a_float_that_carries_the_reason_of_a_nan(rng):
         "sample) neurons were dropped"
     )
     assert "constant" in repr(undefined)
+
+
+# --- the shape and neighbourhood measures against independent formulas ---------------------------
+
+
+@pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
+def test_procrustes_is_the_angle_after_the_best_rotation(n, pa, pb, rng):
+    from scipy.linalg import orthogonal_procrustes
+
+    x, y = _kernel_pair(rng, n, pa, pb)
+    x, y = _centre(x), _centre(y)
+    width = max(pa, pb)  # zero-pad to a common width: the rotation is then square
+    xp, yp = np.zeros((n, width)), np.zeros((n, width))
+    xp[:, :pa], yp[:, :pb] = x, y
+    xp, yp = xp / np.linalg.norm(xp), yp / np.linalg.norm(yp)
+    rotation, _ = orthogonal_procrustes(xp, yp)
+    cosine = float(np.sum((xp @ rotation) * yp))
+    assert similarity(x, y, "procrustes") == pytest.approx(math.acos(cosine), abs=1e-9)
+    assert math.cos(similarity(x, y, "procrustes")) == pytest.approx(
+        similarity(x, y, "nbs"), abs=1e-12
+    )
+
+
+def test_procrustes_satisfies_the_triangle_inequality(rng):
+    # the angular shape distance is a metric (Williams et al. 2021)
+    for _ in range(20):
+        base = rng.standard_normal((50, 4))
+        x, y, z = (base @ rng.standard_normal((4, 6)) + rng.standard_normal((50, 6)) for _ in "xyz")
+        xy, yz = similarity(x, y, "procrustes"), similarity(y, z, "procrustes")
+        assert similarity(x, z, "procrustes") <= xy + yz + 1e-12
+
+
+@pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
+@pytest.mark.parametrize("k", [1, 5])
+def test_knn_jaccard_equals_sklearn_neighbour_sets(n, pa, pb, k, rng):
+    from sklearn.neighbors import NearestNeighbors
+
+    x, y = _kernel_pair(rng, n, pa, pb)
+
+    def neighbour_sets(data):
+        found = NearestNeighbors(n_neighbors=k + 1).fit(data).kneighbors(data)[1]
+        return [set(row) - {i} if i in row else set(row[:k]) for i, row in enumerate(found)]
+
+    sets_x, sets_y = neighbour_sets(x), neighbour_sets(y)
+    expected = np.mean([len(a & b) / len(a | b) for a, b in zip(sets_x, sets_y, strict=True)])
+    assert similarity(x, y, "knn_jaccard", knn_k=k) == pytest.approx(expected, abs=1e-12)
+
+
+def test_knn_jaccard_needs_more_samples_than_neighbours(rng):
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    value = similarity(x, y, "knn_jaccard", knn_k=8)
+    assert math.isnan(value) and "knn_k = 8" in value.reason
+    with pytest.raises(ValueError, match="knn_k must be >= 1"):
+        similarity(x, y, "knn_jaccard", knn_k=0)
+
+
+@pytest.mark.parametrize(("n", "pa", "pb"), SHAPES)
+def test_rsa_is_spearman_between_distance_matrices(n, pa, pb, rng):
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    x, y = _kernel_pair(rng, n, pa, pb)
+    expected = spearmanr(pdist(x), pdist(y)).statistic
+    assert similarity(x, y, "rsa_spearman") == pytest.approx(expected, abs=1e-10)
+
+
+def test_rsa_and_knn_are_invariant_to_rigid_maps_and_scaling_but_not_to_stretching(rng):
+    x, y = _related(rng, 80, 5, 4)
+    stretch = np.diag([10.0, 1.0, 1.0, 1.0, 0.1])
+    for metric in ("rsa_spearman", "knn_jaccard"):
+        before = similarity(x, y, metric)
+        moved = x @ _orthogonal(rng, 5) * 7.0 + 3.0
+        assert similarity(moved, y, metric) == pytest.approx(before, abs=1e-12)
+        assert abs(similarity(x @ stretch, y, metric) - before) > 1e-2
+
+
+def test_pairwise_measures_are_nan_above_pairwise_max_samples(rng):
+    x, y = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
+    for metric in ("knn_jaccard", "rsa_spearman", "cka_rbf"):
+        value = similarity(x, y, metric, pairwise_max_samples=29)
+        assert math.isnan(value) and "pairwise_max_samples = 29" in value.reason

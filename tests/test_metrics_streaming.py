@@ -20,10 +20,10 @@ def test_the_memory_policy_keeps_data_when_p_exceeds_n_or_a_kernel_needs_it():
     assert keeps_centred_data(live=11, rows=10, samples_wanted=False)
     assert not keeps_centred_data(live=10, rows=10, samples_wanted=False)
     assert keeps_centred_data(live=3, rows=10, samples_wanted=True)
-    assert wants_samples(True, rows=100, rbf_max_samples=100)
-    assert not wants_samples(True, rows=101, rbf_max_samples=100)
-    assert not wants_samples(False, rows=1, rbf_max_samples=None)
-    assert wants_samples(True, rows=10**9, rbf_max_samples=None)
+    assert wants_samples(True, rows=100, pairwise_max_samples=100)
+    assert not wants_samples(True, rows=101, pairwise_max_samples=100)
+    assert not wants_samples(False, rows=1, pairwise_max_samples=None)
+    assert wants_samples(True, rows=10**9, pairwise_max_samples=None)
 
 
 def _two_layer_side(rng, n: int, widths: dict[str, int], step: int) -> Side:

@@ -84,7 +84,8 @@ class CompareSettings:
     cca_threshold: float | None = None
     svcca_variance: float = 0.99
     rbf_sigma: float = 1.0
-    rbf_max_samples: int = 10_000  # cka_rbf needs n × n kernels: NaN with a reason above this
+    knn_k: int = 10
+    pairwise_max_samples: int = 10_000  # metrics of sample pairs (n × n): NaN above this
     cross_memory_mb: int = 1024  # budget for the streamed XᵀY of all layer pairs of one pass
     float32_products: bool = False  # products of the data in float32 blocks, summed in float64
     device: str = "cpu"  # where the linear algebra runs: cpu (numpy), cuda, cuda:N, auto
@@ -127,24 +128,36 @@ class CompareSettings:
         return MetricOptions(**{k: v for k, v in asdict(self).items() if k in names})
 
     @property
-    def needs_kernel(self) -> bool:
-        return any(REGISTRY[m].needs_kernel for m in self.metrics)
+    def needs_pairwise(self) -> bool:
+        return any(REGISTRY[m].needs_pairwise for m in self.metrics)
 
     @property
     def policy(self) -> Policy:
         """How the streaming driver treats the stores' representations."""
         return Policy(
-            kernel=self.needs_kernel,
+            pairwise=self.needs_pairwise,
             keep_samples=self.calibration().active,
-            rbf_max_samples=self.rbf_max_samples,
+            pairwise_max_samples=self.pairwise_max_samples,
             cross_memory_mb=self.cross_memory_mb,
             float32_products=self.float32_products,
             backend=self.backend,
         )
 
 
+def _representation_key(store: ActivationStore, views: tuple[str, ...]) -> Callable:
+    """``key(layer, view)``: the representation a layer has under a view. Outputs that are
+    already n × p are the same under every view, so they have one key (the first view's) and
+    are streamed, factored and compared once."""
+
+    def key(layer: str, view: str) -> tuple[str, str]:
+        return (layer, views[0]) if len(store.shape(layer)) == 2 else (layer, view)
+
+    return key
+
+
 def _store_side(store: ActivationStore, views: tuple[str, ...]) -> Side:
-    """A store as a side of the streaming driver: one representation per (layer, view)."""
+    """A store as a side of the streaming driver: one representation per distinct
+    (layer, view) (see :func:`_representation_key`)."""
 
     def blocks(step: int | None) -> Iterator[dict[str, np.ndarray]]:
         """Consecutive blocks of ``step`` samples (default: the store's chunk) of every layer."""
@@ -155,20 +168,28 @@ def _store_side(store: ActivationStore, views: tuple[str, ...]) -> Side:
     def representation(layer: str, view: str):
         return lambda block: VIEWS[view](block[layer])
 
-    reps = {(layer, view): representation(layer, view) for view in views for layer in store.layers}
+    key = _representation_key(store, views)
+    reps = {
+        key(layer, view): representation(*key(layer, view))
+        for view in views
+        for layer in store.layers
+    }
     return Side(blocks, store.chunk_size(), reps)
 
 
 def _pairs(store_a: ActivationStore, store_b: ActivationStore, views) -> list:
-    """Every (layer of A, layer of B) under each view, but for the channels view only layers
-    of equal spatial size (their positions are the samples)."""
-    return [
-        ((la, view), (lb, view))
+    """Every distinct pair of representations (layer of A, layer of B) under each view, but
+    for the channels view only layers of equal spatial size (their positions are the
+    samples)."""
+    key_a, key_b = _representation_key(store_a, views), _representation_key(store_b, views)
+    pairs = (
+        (key_a(la, view), key_b(lb, view))
         for view in views
         for la in store_a.layers
         for lb in store_b.layers
         if view != "channels" or store_a.shape(la)[2:] == store_b.shape(lb)[2:]
-    ]
+    )
+    return list(dict.fromkeys(pairs))
 
 
 NEURON_COUNTS = {
@@ -210,6 +231,19 @@ CALIBRATION_VARIABLES = {
 }
 
 
+def _evaluator(wanted: list, metrics: tuple[str, ...], options) -> Callable:
+    """Draw evaluation for the calibration: the metrics ``wanted[index]`` (indices) of pair
+    ``index``, NaN for the others."""
+
+    def values(index: int, pair: PairFactors) -> list[float]:
+        row = [math.nan] * len(metrics)
+        for m in wanted[index]:
+            row[m] = evaluate(pair, metrics[m], options).value
+        return row
+
+    return values
+
+
 def _calibrate(
     values: np.ndarray,
     factors_a: dict,
@@ -225,35 +259,41 @@ def _calibrate(
     perfect = np.array([get_metric(m).perfect for m in settings.metrics])
     orders, resamples = calibration.orders(images), calibration.resamples(images)
     keep_directions = "pwcca" in settings.metrics
+    bootstrapped = {m for m, name in enumerate(settings.metrics) if not REGISTRY[name].no_bootstrap}
     layers_a, layers_b = layers
+    first: dict[tuple[int, int], tuple[int, int, int]] = {}  # factors' ids -> calibrated cell
+    copies: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = []
     for v, view in enumerate(settings.views):
         groups: dict[int, list[tuple[int, int]]] = {}  # by rows per image (channels: H × W)
         for i, la in enumerate(layers_a):
             for j, lb in enumerate(layers_b):
                 if settings.calibrate == "matched" and la != lb:
                     continue
+                same = (id(factors_a[la, view]), id(factors_b[lb, view]))
+                if same in first:  # n × p outputs: the same pair under an earlier view
+                    copies.append(((v, i, j), first[same]))
+                    continue
+                first[same] = (v, i, j)
                 if np.isfinite(values[:, v, i, j]).any():
                     rows_per_image = factors_a[la, view].n // images
                     groups.setdefault(rows_per_image, []).append((i, j))
         for rows_per_image, cells in groups.items():
             pairs = [(factors_a[layers_a[i], view], factors_b[layers_b[j], view]) for i, j in cells]
             defined = [np.flatnonzero(np.isfinite(values[:, v, i, j])) for i, j in cells]
-
-            def evaluate_defined(index: int, pair: PairFactors, defined=defined) -> list[float]:
-                row = [math.nan] * len(settings.metrics)
-                for m in defined[index]:
-                    row[m] = evaluate(pair, settings.metrics[m], options).value
-                return row
-
+            resampled = [[m for m in ms if m in bootstrapped] for ms in defined]
             null = boot = None
             if calibration.permutations:
                 null = permutation_draws(
-                    pairs, evaluate_defined, orders, rows_per_image, keep_directions
+                    pairs,
+                    _evaluator(defined, settings.metrics, options),
+                    orders,
+                    rows_per_image,
+                    keep_directions,
                 )
             if calibration.bootstrap:
                 boot = bootstrap_draws(
                     pairs,
-                    evaluate_defined,
+                    _evaluator(resampled, settings.metrics, options),
                     resamples,
                     rows_per_image,
                     settings.policy,
@@ -266,6 +306,9 @@ def _calibrate(
                 for k, (i, j) in enumerate(cells):
                     out[name][:, v, i, j] = summarized[k]
         log.info("view %s: calibrated %d layer pairs", view, sum(map(len, groups.values())))
+    for (v, i, j), (v0, i0, j0) in copies:
+        for array in out.values():
+            array[:, v, i, j] = array[:, v0, i0, j0]
     return out
 
 
@@ -296,11 +339,20 @@ def compare_stores(
     )
 
     layers_a, layers_b = store_a.layers, store_b.layers
+    key_a = _representation_key(store_a, settings.views)
+    key_b = _representation_key(store_b, settings.views)
+    factors_a = {
+        (la, view): factors_a[key_a(la, view)] for la in layers_a for view in settings.views
+    }
+    factors_b = {
+        (lb, view): factors_b[key_b(lb, view)] for lb in layers_b for view in settings.views
+    }
     options = settings.metric_options()
     shape = (len(settings.metrics), len(settings.views), len(layers_a), len(layers_b))
     values = np.full(shape, np.nan)
     reasons = np.full(shape, "", dtype=object)
     cautions = np.full(shape, "", dtype=object)
+    done: dict[tuple, tuple[int, int, int]] = {}  # pair of representations -> its first cell
     for v, view in enumerate(settings.views):
         for i, la in enumerate(layers_a):
             spatial_a = store_a.shape(la)[2:]
@@ -311,10 +363,16 @@ def compare_stores(
                         f"channels view needs equal spatial sizes, got {spatial_a} and {spatial_b}"
                     )
                     continue
+                keys = (key_a(la, view), key_b(lb, view))
+                if keys in done:  # the same two representations under an earlier view
+                    for array in (values, reasons, cautions):
+                        array[:, v, i, j] = array[(slice(None), *done[keys])]
+                    continue
+                done[keys] = (v, i, j)
                 pair = PairFactors(
                     factors_a[la, view],
                     factors_b[lb, view],
-                    streamed.crosses.get(((la, view), (lb, view))),
+                    streamed.crosses.get(keys),
                     keep_directions="pwcca" in settings.metrics,
                 )
                 for m, metric in enumerate(settings.metrics):
@@ -364,6 +422,9 @@ def compare_stores(
             "n_samples": store_a.n,
             "settings": json.dumps(asdict(settings)),
             "metric_definitions": json.dumps(definitions(settings.metrics, options)),
+            "no_bootstrap": json.dumps(
+                {m: REGISTRY[m].no_bootstrap for m in settings.metrics if REGISTRY[m].no_bootstrap}
+            ),
             "prunesim_version": prunesim.__version__,
             **(attrs or {}),
         }

@@ -32,6 +32,9 @@ METRIC_LABELS = {
     "svcca": "SVCCA",
     "pwcca": "PWCCA",
     "nbs": "NBS",
+    "procrustes": "Procrustes angle (rad)",
+    "knn_jaccard": "k-NN Jaccard",
+    "rsa_spearman": "RSA (Spearman)",
 }
 
 

@@ -29,7 +29,6 @@ from prunesim.metrics.factors import (
     RANK_TOL,
     LayerFactors,
     PairFactors,
-    singular_values,
     unbiased_hsic,
 )
 from prunesim.metrics.stats import as_matrix
@@ -45,7 +44,10 @@ class MetricOptions:
     # google/svcca's "mean")
     svcca_variance: float = 0.99  # svcca: keep the leading directions explaining this variance
     rbf_sigma: float = 1.0  # cka_rbf: σ² = rbf_sigma² × median squared distance between samples
-    rbf_max_samples: int = 10_000  # cka_rbf: NaN above this many rows (8 n² bytes per kernel)
+    # metrics of sample pairs (cka_rbf, knn_jaccard, rsa_spearman): NaN above this many rows
+    # (their n × n matrices take 8 n² bytes each)
+    pairwise_max_samples: int = 10_000
+    knn_k: int = 10  # knn_jaccard: neighbours per sample
 
     def __post_init__(self) -> None:
         if self.cca_threshold is not None and not 0.0 < self.cca_threshold <= 1.0:
@@ -54,8 +56,10 @@ class MetricOptions:
             raise ValueError(f"svcca_variance must be in (0, 1], got {self.svcca_variance}")
         if not self.rbf_sigma > 0.0:
             raise ValueError(f"rbf_sigma must be positive, got {self.rbf_sigma}")
-        if self.rbf_max_samples < 4:
-            raise ValueError(f"rbf_max_samples must be >= 4, got {self.rbf_max_samples}")
+        if self.knn_k < 1:
+            raise ValueError(f"knn_k must be >= 1, got {self.knn_k}")
+        if self.pairwise_max_samples < 4:
+            raise ValueError(f"pairwise_max_samples must be >= 4, got {self.pairwise_max_samples}")
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,14 @@ class Metric:
     name: str
     compute: Callable[[PairFactors, MetricOptions], MetricResult]
     symmetric: bool
-    needs_kernel: bool  # needs each layer's n × n Gram matrix whatever p is (RBF)
+    needs_pairwise: bool  # needs each layer's n × n Gram matrix whatever p is (RBF)
     definition: str
     reference: str
     perfect: float = 1.0  # the value for identical representations (0 for a distance)
     # a note on a defined value that needs care in reading (e.g. CCA at ranks near n)
     caution: Callable[[PairFactors, MetricOptions], str] | None = None
+    # why a bootstrap over probe images says nothing about this metric (empty: it does)
+    no_bootstrap: str = ""
 
 
 def _nan(reason: str) -> MetricResult:
@@ -127,11 +133,8 @@ def cka_debiased(pair: PairFactors, opts: MetricOptions) -> MetricResult:
 def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair):
         return undefined
-    if pair.n > opts.rbf_max_samples:
-        return _nan(
-            f"RBF CKA needs n × n kernels: n = {pair.n} rows exceeds rbf_max_samples = "
-            f"{opts.rbf_max_samples}"
-        )
+    if too_many := _too_many_for_pairs(pair, opts, "RBF CKA"):
+        return too_many
     kernel_a, reason_a = pair.a.rbf_kernel(opts.rbf_sigma)
     kernel_b, reason_b = pair.b.rbf_kernel(opts.rbf_sigma)
     if kernel_a is None or kernel_b is None:
@@ -139,20 +142,61 @@ def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     return MetricResult(pair.backend.alignment(kernel_a, kernel_b))
 
 
+def _too_many_for_pairs(pair: PairFactors, opts: MetricOptions, name: str) -> MetricResult | None:
+    if pair.n > opts.pairwise_max_samples:
+        return _nan(
+            f"{name} needs n × n matrices of sample pairs: n = {pair.n} rows exceeds "
+            f"pairwise_max_samples = {opts.pairwise_max_samples}"
+        )
+    return None
+
+
 def nbs(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if undefined := _undefined(pair):
         return undefined
-    if pair.both_gram and pair.a.gram_route and pair.b.gram_route and not pair.float32_products:
-        # ‖XᵀY‖_* = ‖diag(s_a) U_aᵀ U_b diag(s_b)‖_*, from the Gram eigendecompositions. Not
-        # from float32 Grams: their eigenvalue noise (1e-7 of the largest) would become
-        # singular values of 3e-4 in the square root, while XᵀY's stay float32-accurate.
-        s_a = pair.a.basis(standardized=False).singular_values
-        s_b = pair.b.basis(standardized=False).singular_values
-        core = (s_a[:, None] * pair.whitened_cross(standardized=False)) * s_b
-    else:
-        core = pair.cross
-    nuclear = singular_values(core, backend=pair.backend)[0].sum()
-    return MetricResult(float(nuclear / math.sqrt(pair.a.trace * pair.b.trace)))
+    return MetricResult(pair.nuclear_norm / math.sqrt(pair.a.trace * pair.b.trace))
+
+
+def procrustes(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    # The angle whose cosine is NBS: after the best rotation, the normalised data's inner
+    # product is ‖XᵀY‖_* / (‖X‖_F ‖Y‖_F).
+    if undefined := _undefined(pair):
+        return undefined
+    cosine = pair.nuclear_norm / math.sqrt(pair.a.trace * pair.b.trace)
+    return MetricResult(math.acos(min(max(cosine, 0.0), 1.0)))
+
+
+def knn_jaccard(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair) or _too_many_for_pairs(pair, opts, "k-NN Jaccard"):
+        return undefined
+    k = opts.knn_k
+    if k >= pair.n:
+        return _nan(f"k-NN Jaccard needs more than knn_k = {k} samples, got {pair.n}")
+    near_a, near_b = pair.a.neighbours(k), pair.b.neighbours(k)
+    member = np.zeros((pair.n, pair.n), dtype=bool)
+    np.put_along_axis(member, near_a, True, axis=1)
+    shared = np.take_along_axis(member, near_b, axis=1).sum(axis=1)
+    return MetricResult(float(np.mean(shared / (2 * k - shared))))
+
+
+def rsa_spearman(pair: PairFactors, opts: MetricOptions) -> MetricResult:
+    if undefined := _undefined(pair) or _too_many_for_pairs(pair, opts, "RSA"):
+        return undefined
+    if pair.n < 3:
+        return _nan(f"RSA needs at least 3 samples (2 distances), got {pair.n}")
+    for side, layer in (("first", pair.a), ("second", pair.b)):
+        if layer.distance_rank_profile is None:
+            return _nan(f"RSA undefined: all distances between samples of the {side} are equal")
+    return MetricResult(float(pair.a.distance_rank_profile @ pair.b.distance_rank_profile))
+
+
+# A bootstrap resample repeats images, and an image and its copy are at distance 0 in both
+# representations: they are each other's nearest neighbours and share the smallest distance
+# rank, which pushes these measures up by construction rather than by sampling variability.
+COPIES_ARE_NEIGHBOURS = (
+    "a bootstrap resample repeats images, whose copies are each other's nearest neighbours at "
+    "distance 0 in both representations: the resampled values are inflated by construction"
+)
 
 
 def _mean_leading(rho: np.ndarray, threshold: float | None) -> float:
@@ -243,7 +287,7 @@ REGISTRY: dict[str, Metric] = {
             "cca_mean",
             cca_mean,
             symmetric=True,
-            needs_kernel=False,
+            needs_pairwise=False,
             definition="mean of all min(rank X, rank Y) canonical correlations (with "
             "cca_threshold: of the leading ones up to that fraction of their sum); NaN when "
             "rank X + rank Y >= n",
@@ -254,7 +298,7 @@ REGISTRY: dict[str, Metric] = {
             "svcca",
             svcca,
             symmetric=True,
-            needs_kernel=False,
+            needs_pairwise=False,
             definition="mean canonical correlation after keeping each side's leading principal "
             "directions that explain svcca_variance of its variance (with cca_threshold: of the "
             "leading correlations up to that fraction of their sum)",
@@ -265,7 +309,7 @@ REGISTRY: dict[str, Metric] = {
             "pwcca",
             pwcca,
             symmetric=False,
-            needs_kernel=False,
+            needs_pairwise=False,
             definition="sum_i a_i rho_i / sum_i a_i with a_i = sum_j |<h_i, x_j>|, h_i the "
             "first representation's canonical variates, x_j its centred neurons",
             reference="Morcos, Raghu & Bengio 2018",
@@ -275,7 +319,7 @@ REGISTRY: dict[str, Metric] = {
             "cka_linear",
             cka_linear,
             symmetric=True,
-            needs_kernel=False,
+            needs_pairwise=False,
             definition="||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)",
             reference="Kornblith et al. 2019",
         ),
@@ -283,17 +327,17 @@ REGISTRY: dict[str, Metric] = {
             "cka_rbf",
             cka_rbf,
             symmetric=True,
-            needs_kernel=True,
+            needs_pairwise=True,
             definition="<HKH, HLH>_F / (||HKH||_F ||HLH||_F), K_ij = exp(-||x_i - x_j||^2 / "
             "(2 sigma^2)), sigma^2 = rbf_sigma^2 x median squared distance between distinct "
-            "samples; NaN above rbf_max_samples rows",
+            "samples; NaN above pairwise_max_samples rows",
             reference="Kornblith et al. 2019",
         ),
         Metric(
             "cka_debiased",
             cka_debiased,
             symmetric=True,
-            needs_kernel=False,
+            needs_pairwise=False,
             definition="linear CKA with the unbiased HSIC estimator; can be slightly negative",
             reference="Song et al. 2012; Kornblith et al. 2019; Nguyen et al. 2021",
         ),
@@ -301,10 +345,45 @@ REGISTRY: dict[str, Metric] = {
             "nbs",
             nbs,
             symmetric=True,
-            needs_kernel=False,
+            needs_pairwise=False,
             definition="||X^T Y||_* / sqrt(tr(X^T X) tr(Y^T Y)) = tr((K^1/2 L K^1/2)^1/2) / "
             "sqrt(tr K tr L)",
             reference="Tang et al. 2020 (Normalized Bures Similarity)",
+        ),
+        Metric(
+            "procrustes",
+            procrustes,
+            symmetric=True,
+            needs_pairwise=False,
+            definition="angular Procrustes shape distance arccos(||X^T Y||_* / (||X||_F "
+            "||Y||_F)) = arccos(nbs): the angle between the centred representations after the "
+            "best rotation; a distance, 0 for identical ones up to rotation and scale, at most "
+            "pi/2",
+            reference="Williams, Kunz, Kornblith & Linderman 2021 (generalized shape metrics)",
+            perfect=0.0,
+        ),
+        Metric(
+            "knn_jaccard",
+            knn_jaccard,
+            symmetric=True,
+            needs_pairwise=True,
+            definition="mean over samples of the Jaccard index |N_X(i) & N_Y(i)| / |N_X(i) | "
+            "N_Y(i)| of the knn_k nearest other samples (Euclidean; equal distances ordered by "
+            "sample index) in each representation; NaN above pairwise_max_samples rows",
+            reference="mutual k-nearest-neighbour overlap (Huh et al. 2024 use |N_X & N_Y| / k); "
+            "Jaccard form as surveyed by Klabunde et al. 2023",
+            no_bootstrap=COPIES_ARE_NEIGHBOURS,
+        ),
+        Metric(
+            "rsa_spearman",
+            rsa_spearman,
+            symmetric=True,
+            needs_pairwise=True,
+            definition="Spearman correlation between the two representations' Euclidean "
+            "distances over all pairs of distinct samples (their representational dissimilarity "
+            "matrices' upper triangles); NaN above pairwise_max_samples rows",
+            reference="Kriegeskorte, Mur & Bandettini 2008 (RSA)",
+            no_bootstrap=COPIES_ARE_NEIGHBOURS,
         ),
     )
 }
@@ -342,7 +421,7 @@ def layer_factors(
 ) -> LayerFactors:
     """Factors of one in-memory representation (both streaming passes over its blocks). The
     data is in memory anyway, so it is kept: cross-products are formed from it."""
-    policy = Policy(kernel=True, float32_products=float32_products, backend=get_backend(device))
+    policy = Policy(pairwise=True, float32_products=float32_products, backend=get_backend(device))
     stats = stream(array_side(as_matrix(x)), None, [], policy).stats_a["x"]
     return LayerFactors(stats, rank_tol)
 
@@ -380,7 +459,7 @@ def pair_factors(
     if len(X) != len(Y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
     policy = Policy(
-        kernel=keep_data, float32_products=float32_products, backend=get_backend(device)
+        pairwise=keep_data, float32_products=float32_products, backend=get_backend(device)
     )
     streamed = stream(array_side(X), array_side(Y), [("x", "x")], policy)
     return PairFactors(
@@ -427,7 +506,7 @@ def similarity(
     torch sees one), or ``"torch:cpu"``; see :mod:`prunesim.metrics.backend`.
     """
     spec, opts = get_metric(metric), MetricOptions(**options)
-    keep = wants_samples(spec.needs_kernel, len(X), opts.rbf_max_samples)
+    keep = wants_samples(spec.needs_pairwise, len(X), opts.pairwise_max_samples)
     pair = pair_factors(X, Y, rank_tol, keep, float32_products=float32_products, device=device)
     result = evaluate(pair, metric, opts)
     return Similarity(result.value, result.reason)
@@ -458,8 +537,8 @@ def calibrated(
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
     if len(X) % rows_per_image:
         raise ValueError(f"{len(X)} rows are not whole images of {rows_per_image} rows")
-    kernel = wants_samples(spec.needs_kernel, len(X), opts.rbf_max_samples)
-    policy = Policy(kernel=kernel, keep_samples=True, backend=get_backend(device))
+    pairwise = wants_samples(spec.needs_pairwise, len(X), opts.pairwise_max_samples)
+    policy = Policy(pairwise=pairwise, keep_samples=True, backend=get_backend(device))
     streamed = stream(array_side(X), array_side(Y), [], policy)
     layers = [
         (
@@ -478,7 +557,7 @@ def calibrated(
     if permutations and not math.isnan(value):
         orders = calibration.orders(images)
         null = permutation_draws(layers, values, orders, rows_per_image, keep)[0, 0]
-    if bootstrap and not math.isnan(value):
+    if bootstrap and not math.isnan(value) and not spec.no_bootstrap:
         draws = calibration.resamples(images)
         boot = bootstrap_draws(layers, values, draws, rows_per_image, policy, keep)[0, 0]
     summary = summarize(np.array(value), null, boot, np.array(spec.perfect), confidence)

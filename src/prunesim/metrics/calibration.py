@@ -133,9 +133,9 @@ def bootstrap_draws(
     """``evaluate`` on every pair with both layers' images drawn by each of ``resamples``:
     an array ``pairs × values × resamples``."""
     policy = Policy(
-        kernel=policy.kernel,
+        pairwise=policy.pairwise,
         keep_samples=True,
-        rbf_max_samples=policy.rbf_max_samples,
+        pairwise_max_samples=policy.pairwise_max_samples,
         float32_products=policy.float32_products,
         backend=policy.backend,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -277,6 +277,8 @@ class LayerFactors:
     @cached_property
     def gram(self) -> np.ndarray:
         """``XXᵀ`` (n × n), the centred linear-kernel Gram matrix. Needs the kept data."""
+        if (carried := self._carried("gram")) is not None:
+            return carried
         if self.stats.data is None:
             raise ValueError("this layer kept no data: its Gram matrix is not available")
         data_t = self.stats.data.T
@@ -284,8 +286,9 @@ class LayerFactors:
 
     @property
     def has_gram(self) -> bool:
-        """Whether the Gram matrix is at hand (formed and not consumed by an RBF kernel)."""
-        return "gram" in self.__dict__
+        """Whether the Gram matrix is at hand (formed, or carried over to be permuted, and not
+        consumed by an RBF kernel)."""
+        return "gram" in self.__dict__ or "gram" in self.__dict__.get("_pending", {})
 
     @property
     def row_sq(self) -> np.ndarray:
@@ -368,6 +371,57 @@ class LayerFactors:
         share = max(fraction - 1e-12, 0.0) * max(total, 0.0)
         return int(math.floor(share * share / frobenius_sq * (1.0 - 1e-9)))
 
+    @cached_property
+    def sq_distances(self) -> np.ndarray:
+        """Squared Euclidean distances between samples (n × n), ``G_ii + G_jj − 2 G_ij`` from
+        the Gram matrix (clipped at 0 against rounding, exact 0 on the diagonal). Needs the
+        kept data."""
+        if (carried := self._carried("sq_distances")) is not None:
+            return carried
+        gram = self.gram
+        diag = np.diag(gram).copy()
+        distances = diag[:, None] + diag[None, :] - 2.0 * gram
+        np.maximum(distances, 0.0, out=distances)
+        np.fill_diagonal(distances, 0.0)
+        return distances
+
+    def neighbours(self, k: int) -> np.ndarray:
+        """Each sample's ``k`` nearest other samples (n × k indices, nearest first; equal
+        distances ordered by sample index)."""
+        cached = self.__dict__.setdefault("_neighbours", {})
+        if k not in cached:
+            distances = self.sq_distances.copy()
+            np.fill_diagonal(distances, np.inf)
+            cached[k] = np.argsort(distances, axis=1, kind="stable")[:, :k]
+        return cached[k]
+
+    @cached_property
+    def distance_ranks(self) -> np.ndarray:
+        """The representational dissimilarity matrix as RSA compares it: n × n, symmetric,
+        entry (i, j) the rank (1-based, ties averaged) of the distance between samples i and j
+        among all pairs i < j (the diagonal is unused)."""
+        from scipy.stats import rankdata
+
+        if (carried := self._carried("distance_ranks")) is not None:
+            return carried
+
+        rows, cols = upper_pairs(self.n)
+        ranks = np.zeros((self.n, self.n))
+        ranks[rows, cols] = rankdata(self.sq_distances[rows, cols])
+        ranks[cols, rows] = ranks[rows, cols]
+        return ranks
+
+    @cached_property
+    def distance_rank_profile(self) -> np.ndarray | None:
+        """The ranks of :attr:`distance_ranks` over the pairs i < j, centred and scaled to
+        unit norm (so RSA of two layers is one dot product); None when every distance is
+        equal."""
+        rows, cols = upper_pairs(self.n)
+        profile = self.distance_ranks[rows, cols]
+        profile -= profile.mean()
+        norm = float(np.sqrt(profile @ profile))
+        return profile / norm if norm > 0.0 else None
+
     # Cached values that do not depend on the order of the samples.
     _ORDER_FREE = ("cov", "trace", "self_hsic", "self_hsic_unbiased", "scale", "rank")
 
@@ -384,28 +438,51 @@ class LayerFactors:
         for name in self._ORDER_FREE:
             if name in cached:
                 moved.__dict__[name] = cached[name]
-        if "gram" in cached:
-            moved.__dict__["gram"] = cached["gram"][np.ix_(rows, rows)]
+        # n × n matrices are permuted on first use only (a draw rarely needs all of them)
+        moved.__dict__["_pending"] = {
+            name: (cached[name], rows)
+            for name in ("gram", "sq_distances", "distance_ranks")
+            if name in cached
+        }
+        if "_neighbours" in cached:
+            # sample i of the moved layer is sample rows[i]: its neighbours, renumbered (equal
+            # distances stay ordered as in the original order)
+            renumber = np.empty_like(rows)
+            renumber[rows] = np.arange(len(rows))
+            moved.__dict__["_neighbours"] = {
+                k: renumber[near[rows]] for k, near in cached["_neighbours"].items()
+            }
         if "_bases" in cached:
             moved.__dict__["_bases"] = {k: b.reordered(rows) for k, b in cached["_bases"].items()}
-        if "_rbf" in cached:
-            moved.__dict__["_rbf"] = {
-                sigma: (None if kernel is None else kernel[rows][:, rows], reason)
-                for sigma, (kernel, reason) in cached["_rbf"].items()
-            }
+        for sigma, (kernel, reason) in cached.get("_rbf", {}).items():
+            moved.__dict__["_pending"][sigma] = ((kernel, reason), rows)
         return moved
+
+    def _carried(self, name):
+        """A sample-indexed n × n matrix (or an RBF kernel and its reason, under its σ factor)
+        of the layer this one was reordered from, permuted now; None if there is none."""
+        pending = self.__dict__.get("_pending", {})
+        if name not in pending:
+            return None
+        matrix, rows = pending.pop(name)
+        if isinstance(matrix, tuple):  # an RBF kernel (on the backend's device) and its reason
+            kernel, reason = matrix
+            return (None if kernel is None else kernel[rows][:, rows], reason)
+        return matrix[np.ix_(rows, rows)]
 
     def rbf_kernel(self, sigma_factor: float) -> tuple[object | None, str]:
         """Centred RBF kernel ``H K H`` with ``σ² = sigma_factor² ×`` the median squared
         distance between distinct samples (Kornblith et al.'s rule, without the diagonal's
         zeros); or None and a reason. The kernel stays on the backend's device."""
         cached = self.__dict__.setdefault("_rbf", {})
+        if sigma_factor not in cached and (carried := self._carried(sigma_factor)) is not None:
+            cached[sigma_factor] = carried
         if sigma_factor not in cached:
             if not self.has_data:
                 cached[sigma_factor] = (
                     None,
                     "the RBF kernel needs the n × n Gram matrix, which this layer did not keep "
-                    "(n above rbf_max_samples)",
+                    "(n above pairwise_max_samples)",
                 )
             else:
                 # Layers on the covariance route need their Gram matrix only for this kernel,
@@ -419,6 +496,12 @@ class LayerFactors:
                 reason = "median squared distance between samples is 0" if kernel is None else ""
                 cached[sigma_factor] = (kernel, reason)
         return cached[sigma_factor]
+
+
+@lru_cache(maxsize=4)
+def upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the pairs i < j of n samples."""
+    return np.triu_indices(n, k=1)
 
 
 def unbiased_hsic(kl: float, ab: float, trace_a: float, trace_b: float, n: int) -> float:
@@ -494,6 +577,20 @@ class PairFactors:
             if to_form <= 2 * n * pa * pb:
                 return float(np.vdot(self.a.gram, self.b.gram))
         return float(np.vdot(self.cross, self.cross))
+
+    @cached_property
+    def nuclear_norm(self) -> float:
+        """``‖XᵀY‖_*`` (NBS and the Procrustes angle)."""
+        if self.both_gram and self.a.gram_route and self.b.gram_route and not self.float32_products:
+            # ‖XᵀY‖_* = ‖diag(s_a) U_aᵀ U_b diag(s_b)‖_*, from the Gram eigendecompositions. Not
+            # from float32 Grams: their eigenvalue noise (1e-7 of the largest) would become
+            # singular values of 3e-4 in the square root, while XᵀY's stay float32-accurate.
+            s_a = self.a.basis(standardized=False).singular_values
+            s_b = self.b.basis(standardized=False).singular_values
+            core = (s_a[:, None] * self.whitened_cross(standardized=False)) * s_b
+        else:
+            core = self.cross
+        return float(singular_values(core, backend=self.backend)[0].sum())
 
     @cached_property
     def row_sq_product(self) -> float:

@@ -9,8 +9,9 @@ cross-product ``XᵀY`` where one is needed.
 The memory policy, stated once:
 
 * a representation keeps its **centred data** (n × p) when p > n, where its Gram matrix is
-  the cheaper route and the data is small exactly then, or when a kernel metric (RBF CKA) needs
-  the samples and n is at most ``rbf_max_samples`` (its n × n kernels take 8 n² bytes), or
+  the cheaper route and the data is small exactly then, or when a metric of sample pairs (RBF
+  CKA, k-NN Jaccard, RSA) needs the samples and n is at most ``pairwise_max_samples`` (its
+  n × n matrices take 8 n² bytes each), or
   when the values are calibrated (permutations and bootstrap resample the samples);
   otherwise it keeps only its **covariance** ``XᵀX`` (p × p), which does not grow with n
   (:func:`keeps_centred_data`);
@@ -35,10 +36,10 @@ Block = Mapping[str, np.ndarray]
 Pair = tuple[Hashable, Hashable]
 
 
-def wants_samples(kernel: bool, rows: int, rbf_max_samples: int | None) -> bool:
-    """Whether a kernel metric needs a representation's samples: a kernel metric is asked
-    for and its n × n kernels are allowed at ``rows`` samples (``None``: any n)."""
-    return kernel and (rbf_max_samples is None or rows <= rbf_max_samples)
+def wants_samples(pairwise: bool, rows: int, pairwise_max_samples: int | None) -> bool:
+    """Whether a metric of sample pairs needs a representation's samples: one is asked for
+    and its n × n matrices are allowed at ``rows`` samples (``None``: any n)."""
+    return pairwise and (pairwise_max_samples is None or rows <= pairwise_max_samples)
 
 
 def keeps_centred_data(live: int, rows: int, samples_wanted: bool) -> bool:
@@ -51,15 +52,19 @@ def keeps_centred_data(live: int, rows: int, samples_wanted: bool) -> bool:
 class Policy:
     """How one streaming run treats its representations."""
 
-    kernel: bool = False  # a kernel metric is computed: keep the samples where n allows
+    pairwise: bool = (
+        False  # a metric of sample pairs (n × n) is computed: keep the samples where n allows
+    )
     keep_samples: bool = False  # keep every representation's samples (calibration)
-    rbf_max_samples: int | None = None
+    pairwise_max_samples: int | None = None
     cross_memory_mb: float | None = None  # None: every XᵀY in one pass
     float32_products: bool = False
     backend: object = NUMPY
 
     def accumulator(self, moments: ColumnMoments) -> LayerAccumulator:
-        wanted = self.keep_samples or wants_samples(self.kernel, moments.n, self.rbf_max_samples)
+        wanted = self.keep_samples or wants_samples(
+            self.pairwise, moments.n, self.pairwise_max_samples
+        )
         keep = keeps_centred_data(int(moments.live().sum()), moments.n, wanted)
         return moments.accumulator(keep, self.float32_products, self.backend)
 
