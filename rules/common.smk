@@ -50,6 +50,7 @@ CODE = {
         "compare",
         "aggregate",
         "figure_similarity_vs_depth",
+        "figure_similarity_vs_round",
         "figure_accuracy_vs_sparsity",
     )
 }
@@ -180,6 +181,11 @@ def paper_figures():
         files += expand(
             f"{FIGURES}/{exp}/similarity_vs_depth_{{method}}.{{ext}}",
             method=methods(exp),
+            ext=["pdf", "png"],
+        )
+        files += expand(
+            f"{FIGURES}/{exp}/similarity_vs_round_{{view}}.{{ext}}",
+            view=config["experiments"][exp]["similarity"]["views"],
             ext=["pdf", "png"],
         )
         files += expand(

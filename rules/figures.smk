@@ -15,6 +15,23 @@ rule figure_similarity_vs_depth:
         "../workflow/scripts/figure_similarity_vs_depth.py"
 
 
+rule figure_similarity_vs_round:
+    """Each layer vs its dense self round by round, IMP beside its controls, one view."""
+    input:
+        rules.aggregate.output,
+    output:
+        pdf=f"{FIGURES}/{{exp}}/similarity_vs_round_{{view}}.pdf",
+        png=f"{FIGURES}/{{exp}}/similarity_vs_round_{{view}}.png",
+    log:
+        f"{FIGURES}/{{exp}}/similarity_vs_round_{{view}}.log",
+    conda:
+        "../envs/prunesim.yaml"
+    params:
+        code=CODE["figure_similarity_vs_round"],
+    script:
+        "../workflow/scripts/figure_similarity_vs_round.py"
+
+
 rule figure_accuracy_vs_sparsity:
     """Test accuracy vs prunable weights and vs FLOPs remaining, one line per method."""
     input:
@@ -41,6 +58,7 @@ rule paper:
 localrules:
     aggregate,
     figure_similarity_vs_depth,
+    figure_similarity_vs_round,
     figure_accuracy_vs_sparsity,
     paper,
     all,

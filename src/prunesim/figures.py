@@ -21,6 +21,7 @@ import xarray as xr  # noqa: E402
 
 from prunesim.io import atomic_path  # noqa: E402
 from prunesim.methods import METHODS  # noqa: E402
+from prunesim.metrics import REGISTRY as METRICS_REGISTRY  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +172,105 @@ def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> No
     axes[1].legend(title="pruning")
     fig.suptitle("accuracy under pruning (mean over seeds, bars = range)")
     save(fig, pdf, png)
+
+
+def _matched(da: xr.DataArray) -> xr.DataArray:
+    """``da`` on the pairs of same-named layers, along a ``layer`` dim in forward order."""
+    shared = [layer for layer in da.layer_a.values if layer in set(da.layer_b.values)]
+    return xr.concat(
+        [da.sel(layer_a=layer, layer_b=layer, drop=True) for layer in shared], dim="layer"
+    ).assign_coords(layer=shared)
+
+
+def similarity_vs_round(ds: xr.Dataset, view: str, pdf: str | Path, png: str | Path) -> None:
+    """Each layer against the same layer of the dense network, round by round, every method
+    on the same axes (IMP beside its controls): one row of panels per metric, one column per
+    layer, under one view. Lines: mean over seeds; band: the t interval over seeds where there
+    are three or more, else their range; dotted: the method's chance level (mean over seeds
+    of the permutation null); dashed grey: the dense networks of two seeds compared."""
+    ds = ds.sel(view=view)
+    similarity = _matched(ds.similarity)
+    metrics, layers = list(ds.metric.values), list(similarity.layer.values)
+    three = "ci_over_seeds_low" in ds and int(ds.sizes["seed"]) >= 3
+    low = _matched(ds.ci_over_seeds_low) if three else similarity.min("seed")
+    high = _matched(ds.ci_over_seeds_high) if three else similarity.max("seed")
+    mean = similarity.mean("seed")
+    chance = _matched(ds.null_mean).mean("seed") if "null_mean" in ds else None
+    floor = _matched(ds.seed_similarity).mean("seed_pair") if "seed_similarity" in ds else None
+    sns.set_theme(context="paper", style="whitegrid")
+    fig, axes = plt.subplots(
+        len(metrics),
+        len(layers),
+        figsize=(1.7 * len(layers) + 0.8, 1.35 * len(metrics) + 0.6),
+        sharex=True,
+        squeeze=False,
+    )
+    palette = dict(zip(ds.pruning.values, sns.color_palette(), strict=False))
+    for r, metric in enumerate(metrics):
+        for c, layer in enumerate(layers):
+            ax = axes[r, c]
+            cell = {"metric": metric, "layer": layer}
+            for method in ds.pruning.values:
+                at = {**cell, "pruning": method}
+                y = mean.sel(at).values
+                if np.isnan(y).all():
+                    continue
+                x = mean["round"].values
+                ax.plot(x, y, marker="o", ms=2.5, lw=1.2, color=palette[method])
+                ax.fill_between(
+                    x, low.sel(at).values, high.sel(at).values, color=palette[method], alpha=0.2
+                )
+                if chance is not None:
+                    ax.plot(x, chance.sel(at).values, ls=":", lw=1.0, color=palette[method])
+            if floor is not None and np.isfinite(float(floor.sel(cell))):
+                ax.axhline(float(floor.sel(cell)), ls="--", lw=1.0, color="0.4", zorder=1)
+            if np.isnan(similarity.sel(cell).values).all():
+                reason = str(_matched(ds.nan_reason).sel(cell).values.flat[0])
+                ax.text(
+                    0.5,
+                    0.5,
+                    "undefined:\n" + _wrap(reason),
+                    ha="center",
+                    va="center",
+                    fontsize=5,
+                    transform=ax.transAxes,
+                    color="0.3",
+                )
+            if r == 0:
+                ax.set_title(layer)
+            if c == 0:
+                label = METRIC_LABELS.get(metric, metric)
+                lower = metric in METRICS_REGISTRY and METRICS_REGISTRY[metric].perfect == 0.0
+                ax.set_ylabel(label + ("\n(lower = closer)" if lower else ""))
+            if r == len(metrics) - 1:
+                ax.set_xlabel("round")
+    handles = [
+        matplotlib.lines.Line2D([], [], color=palette[m], marker="o", ms=3, label=method_label(m))
+        for m in ds.pruning.values
+    ]
+    handles += [
+        matplotlib.patches.Patch(
+            color="0.7",
+            label="t interval over seeds" if three else "range over seeds",
+        ),
+        matplotlib.lines.Line2D(
+            [], [], ls=":", color="0.2", label="chance level (permuted probes)"
+        ),
+        matplotlib.lines.Line2D([], [], ls="--", color="0.4", label="dense vs dense, another seed"),
+    ]
+    fig.suptitle(f"each layer vs the same layer of the dense network, view: {view}")
+    fig.tight_layout()
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=len(handles),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+    save(fig, pdf, png)
+
+
+def _wrap(text: str, width: int = 32) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:4])
