@@ -5,7 +5,7 @@ sees numpy's allocations) of prunesim computing that metric alone from the raw m
 same for a straightforward n × n Gram-matrix implementation (kernel metrics) or a thin-SVD
 implementation (CCA family) and the speed-up; the achieved rate of the metric's unavoidable
 matrix products against this machine's measured float64 matmul rate; and the agreement of the
-two values. Then all seven metrics on one pair with shared factors, and a 12 × 12 layer-pair
+two values. Then all metrics on one pair with shared factors, and a 12 × 12 layer-pair
 matrix against the cost of its 12 factorisations and 144 cross-products.
 
 "x floor" is the time over the unavoidable work measured on this machine in the same run: the
@@ -21,7 +21,7 @@ rows are printed as a markdown table for docs/metrics.md.
 
     python benchmarks/metrics.py                     # the four reference shapes and the matrix
     python benchmarks/metrics.py 5000,500,500        # your own n,p1,p2 (several allowed)
-    python benchmarks/metrics.py 10000,4096,4096 --only-all --float32   # all seven, both modes
+    python benchmarks/metrics.py 10000,4096,4096 --only-all --float32   # all metrics, both modes
     python benchmarks/metrics.py --matrix-only       # the 12 x 12 layer-pair matrix
     python benchmarks/metrics.py 10000,4096,4096 --only-all --device cuda   # GPU against CPU
     python benchmarks/metrics.py --help              # metric subsets, skipping baselines
@@ -96,7 +96,7 @@ def matmul_rate(dtype=np.float64, size=4096) -> float:
 # --- baselines: the textbook forms (prunesim.metrics.reference, which the tests check) ------
 
 BASELINES = REFERENCES
-GRAM_BASELINES = {"cka_linear", "cka_rbf", "cka_debiased", "nbs"}
+GRAM_BASELINES = {"cka_linear", "cka_rbf", "cka_debiased", "nbs", "knn_jaccard", "rsa_spearman"}
 
 
 def data_products(metric: str, n: int, p1: int, p2: int) -> list[str]:
@@ -236,7 +236,7 @@ def _row(shape: str, label: str, cells: list[str]) -> str:
 
 
 def bench_device(x, y, device: str, cpu_seconds: float, cpu_values: dict) -> list[str]:
-    """Cells of all seven on ``device`` against the CPU run: time, peak device MiB, speed-up,
+    """Cells of all metrics on ``device`` against the CPU run: time, peak device MiB, speed-up,
     largest |difference|."""
     import torch
 
@@ -291,10 +291,10 @@ def bench_shape(
         shape = ""
     seconds, peak, values = best_of(all_metrics, x, y)
     cells = [f"{seconds:.2f} s", f"{peak:,.0f}", "", "", "", "", ""]
-    print(_row(shape, "all seven, shared factors", cells), flush=True)
+    print(_row(shape, "all metrics, shared factors", cells), flush=True)
     if device != "cpu":
         cells = bench_device(x, y, device, seconds, values)
-        print(_row("", f"all seven, {device}", cells), flush=True)
+        print(_row("", f"all metrics, {device}", cells), flush=True)
     if float32:
         seconds32, peak32, values32 = best_of(all_metrics, x, y, True)
         diffs = {m: abs(values32[m] - values[m]) for m in METRICS if np.isfinite(values[m])}
@@ -309,7 +309,7 @@ def bench_shape(
             "",
             f"CKA, NBS {kernel:.0e}; CCA {cca:.0e}",
         ]
-        print(_row("", "all seven, float32 products", cells), flush=True)
+        print(_row("", "all metrics, float32 products", cells), flush=True)
 
 
 # Work each pair of a layer-pair matrix cannot share, per metric: products of p × p matrices
@@ -392,14 +392,14 @@ def main() -> None:
     parser.add_argument("shapes", nargs="*", help="n,p1,p2 (default: the reference shapes)")
     parser.add_argument("--metrics", default=",".join(METRICS), help="comma-separated subset")
     parser.add_argument("--no-baselines", action="store_true", help="skip the naive forms")
-    parser.add_argument("--only-all", action="store_true", help="only all seven together")
-    parser.add_argument("--float32", action="store_true", help="also all seven, float32 products")
+    parser.add_argument("--only-all", action="store_true", help="only all metrics together")
+    parser.add_argument("--float32", action="store_true", help="also all metrics, float32 products")
     parser.add_argument("--no-matrix", action="store_true", help="skip the layer-pair matrix")
     parser.add_argument("--matrix-only", action="store_true", help="only the layer-pair matrix")
     parser.add_argument(
         "--device",
         default="cpu",
-        help="also all seven on this metrics device (cuda, cuda:N, torch:cpu), against the CPU",
+        help="also all metrics on this metrics device (cuda, cuda:N, torch:cpu), against the CPU",
     )
     parser.add_argument(
         "--repeat",

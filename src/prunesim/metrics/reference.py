@@ -140,6 +140,41 @@ def pwcca(x: np.ndarray, y: np.ndarray) -> float:
     return pwcca_from_bases(x, svd_basis(x), svd_basis(y))
 
 
+def procrustes(x: np.ndarray, y: np.ndarray) -> float:
+    """The angle between the centred, unit-norm representations after scipy's best rotation
+    of one onto the other (both zero-padded to a common width, so that it is square)."""
+    from scipy.linalg import orthogonal_procrustes
+
+    n, width = len(x), max(x.shape[1], y.shape[1])
+    padded = []
+    for data in (centred(x), centred(y)):
+        full = np.zeros((n, width))
+        full[:, : data.shape[1]] = data
+        padded.append(full / np.linalg.norm(full))
+    rotation, _ = orthogonal_procrustes(*padded)
+    return math.acos(min(float(np.sum((padded[0] @ rotation) * padded[1])), 1.0))
+
+
+def knn_jaccard(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
+    """Mean Jaccard index of each sample's k nearest other samples, found by scikit-learn."""
+    from sklearn.neighbors import NearestNeighbors
+
+    def neighbour_sets(data):
+        found = NearestNeighbors(n_neighbors=k + 1).fit(data).kneighbors(data)[1]
+        return [set(row) - {i} if i in row else set(row[:k]) for i, row in enumerate(found)]
+
+    pairs = zip(neighbour_sets(x), neighbour_sets(y), strict=True)
+    return float(np.mean([len(a & b) / len(a | b) for a, b in pairs]))
+
+
+def rsa_spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """scipy's Spearman correlation of scipy's pairwise Euclidean distances."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(pdist(x), pdist(y)).statistic)
+
+
 REFERENCES = {
     "cca_mean": cca_mean,
     "svcca": svcca,
@@ -148,4 +183,7 @@ REFERENCES = {
     "cka_rbf": cka_rbf,
     "cka_debiased": cka_debiased,
     "nbs": nbs,
+    "procrustes": procrustes,
+    "knn_jaccard": knn_jaccard,
+    "rsa_spearman": rsa_spearman,
 }
