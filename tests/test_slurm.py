@@ -33,7 +33,13 @@ CANCELLED_OUTPUTS = [
     for name in ("model.pt", "mask.pt", "summary.json")
 ]
 CANCELLED_LOG = f"results/{EXPERIMENT}/seed0/imp/round1/train.log"
-LOCAL_RULES = {"aggregate", "figure_similarity_vs_depth", "figure_accuracy_vs_sparsity", "all"}
+LOCAL_RULES = {
+    "aggregate",
+    "figure_similarity_vs_depth",
+    "figure_similarity_vs_round",
+    "figure_accuracy_vs_sparsity",
+    "all",
+}
 CLUSTER_ARGS = (
     "--workflow-profile",
     "profiles/slurm",

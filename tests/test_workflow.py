@@ -35,6 +35,7 @@ DOWNSTREAM_OF_ACTIVATIONS = {
     "compare_seeds",
     "aggregate",
     "figure_similarity_vs_depth",
+    "figure_similarity_vs_round",
     "figure_accuracy_vs_sparsity",
     "all",
 }
@@ -155,6 +156,7 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
 def test_smoke_run_draws_every_figure(smoke_run):
     figures = smoke_run / "results" / "figures" / EXPERIMENT
     stems = [f"similarity_vs_depth_{m}" for m in ("imp", "random_layerwise")]
+    stems += [f"similarity_vs_round_{v}" for v in ("flatten", "gap", "channels")]
     for stem in (*stems, "accuracy_vs_sparsity"):
         assert (figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (figures / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
