@@ -66,7 +66,7 @@ wildcard_constraints:
     method="[a-z][a-z_]*",
     round="[1-9][0-9]*",
     stage=STAGE_PATTERN,
-    view="flatten|gap|channels",
+    view="|".join(SCHEMA["$defs"]["similarity"]["properties"]["views"]["items"]["enum"]),
 
 
 include: "rules/common.smk"
