@@ -188,6 +188,10 @@ def test_summaries_by_hand():
     d = summarize(np.array([0.2]), np.array([[0.5, 0.1, 0.6]]), None, np.array(0.0), 0.95)
     assert d.p_value[0] == pytest.approx(2 / 4)
     assert d.corrected[0] == pytest.approx((0.2 - 0.4) / (0.0 - 0.4))
+    # its interval stops at 0 below and not above
+    near = summarize(np.array([0.05]), None, np.array([[0.0, 0.3, 0.1, 0.2]]), np.array(0.0), 0.95)
+    half = 1.959963984540054 * np.std([0.0, 0.3, 0.1, 0.2], ddof=1)
+    assert (near.ci_low[0], near.ci_high[0]) == pytest.approx((0.0, 0.05 + half))
 
 
 def test_cca_values_at_ranks_near_n_carry_a_caution_but_stay_defined(rng):

@@ -217,11 +217,10 @@ def summarize(
             summary.bootstrap_bias = np.where(enough, _nanmean(boot) - values, np.nan)
             half = NormalDist().inv_cdf(0.5 + confidence / 2) * summary.bootstrap_std
             low, high = values - half, values + half
-            summary.ci_low = np.where(perfect < values, np.maximum(low, perfect), low)
-            summary.ci_high = np.where(perfect > values, np.minimum(high, perfect), high)
-            summary.ci_high = np.where(
-                perfect == values, np.minimum(high, perfect), summary.ci_high
-            )
+            # never beyond a perfect value: below it for a similarity, above it for a distance
+            # (a value equal to perfect has identical resamples, so a zero half-width)
+            summary.ci_low = np.where(perfect <= values, np.maximum(low, perfect), low)
+            summary.ci_high = np.where(perfect >= values, np.minimum(high, perfect), high)
     return summary
 
 
