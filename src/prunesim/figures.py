@@ -58,10 +58,8 @@ def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 200) -> N
 
 def matched_layers(ds: xr.Dataset) -> pd.DataFrame:
     """Similarity of each layer to the same-named layer of the dense network, long format."""
-    shared = [layer for layer in ds.layer_a.values if layer in set(ds.layer_b.values)]
-    diag = xr.concat(
-        [ds.similarity.sel(layer_a=layer, layer_b=layer) for layer in shared], dim="layer"
-    ).assign_coords(layer=shared, depth=("layer", np.arange(len(shared))))
+    diag = _matched(ds.similarity)
+    diag = diag.assign_coords(depth=("layer", np.arange(diag.sizes["layer"])))
     frame = diag.to_dataframe(name="similarity").reset_index()
     keep = ["seed", "pruning", "round", "metric", "view", "layer", "depth", "similarity"]
     return frame[keep + ["sparsity"]] if "sparsity" in frame else frame[keep]

@@ -26,7 +26,7 @@ numbers: differences between layers are not differences between draws).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -132,13 +132,7 @@ def bootstrap_draws(
 ) -> np.ndarray:
     """``evaluate`` on every pair with both layers' images drawn by each of ``resamples``:
     an array ``pairs × values × resamples``."""
-    policy = Policy(
-        pairwise=policy.pairwise,
-        keep_samples=True,
-        pairwise_max_samples=policy.pairwise_max_samples,
-        float32_products=policy.float32_products,
-        backend=policy.backend,
-    )
+    policy = replace(policy, keep_samples=True, cross_memory_mb=None)
     draws: list[list[list[float]]] = [[] for _ in pairs]
     for draw in resamples:
         rows = image_rows(draw, rows_per_image)
