@@ -32,6 +32,9 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 SCHEMA = load_schema(workflow.source_path("config/config.schema.yaml"))
 try:
     validate(config, SCHEMA)
@@ -67,6 +70,7 @@ wildcard_constraints:
     round="[1-9][0-9]*",
     stage=STAGE_PATTERN,
     view="|".join(SCHEMA["$defs"]["similarity"]["properties"]["views"]["items"]["enum"]),
+    part="main|companion",
 
 
 include: "rules/common.smk"

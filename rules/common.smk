@@ -7,7 +7,7 @@ only values that change its outputs (prunesim.config.result_values) plus its cod
 from pathlib import Path
 
 from prunesim.code_identity import code_digest
-from prunesim.config import execution_only_keys, result_values
+from prunesim.config import execution_only_keys, main_metrics, result_values
 from prunesim.device import gpus_reserved
 from prunesim.layout import (
     FIGURES,
@@ -49,9 +49,13 @@ CODE = {
         "extract_activations",
         "compare",
         "aggregate",
-        "figure_similarity_vs_depth",
         "figure_similarity_vs_round",
+        "figure_layer_heatmaps",
+        "figure_metric_agreement",
+        "figure_similarity_vs_accuracy",
         "figure_accuracy_vs_sparsity",
+        "figure_units_per_round",
+        "key_numbers",
     )
 }
 # A round's code: the generic prune adapter and its method's job module.
@@ -175,23 +179,51 @@ def experiment_files(name):
     return files
 
 
+def figure_parts(exp):
+    """'main', and 'companion' where metrics are left over for it."""
+    metrics = config["experiments"][exp]["similarity"]["metrics"]
+    main = main_metrics(metrics, config["experiments"][exp]["figures"]["main_metrics"])
+    return ["main", "companion"] if set(metrics) - set(main) else ["main"]
+
+
 def paper_figures():
+    """Every figure (PDF and PNG) of every experiment, and its key numbers."""
     files = []
     for exp in config["experiments"]:
-        files += expand(
-            f"{FIGURES}/{exp}/similarity_vs_depth_{{method}}.{{ext}}",
-            method=methods(exp),
-            ext=["pdf", "png"],
+        views = config["experiments"][exp]["similarity"]["views"]
+        per_view = expand(
+            f"{FIGURES}/{exp}/similarity_{{part}}_{{view}}",
+            part=figure_parts(exp),
+            view=views,
         )
-        files += expand(
-            f"{FIGURES}/{exp}/similarity_vs_round_{{view}}.{{ext}}",
-            view=config["experiments"][exp]["similarity"]["views"],
-            ext=["pdf", "png"],
-        )
-        files += expand(
-            f"{FIGURES}/{exp}/accuracy_vs_sparsity.{{ext}}", ext=["pdf", "png"]
-        )
+        for name in ("layer_heatmaps", "metric_agreement", "similarity_vs_accuracy"):
+            per_view += expand(f"{FIGURES}/{exp}/{name}_{{view}}", view=views)
+        per_view += [
+            f"{FIGURES}/{exp}/accuracy_vs_sparsity",
+            f"{FIGURES}/{exp}/units_per_round",
+        ]
+        files += [f"{stem}.{ext}" for stem in per_view for ext in ("pdf", "png")]
+        files += expand(f"{FIGURES}/{exp}/metric_agreement_{{view}}.csv", view=views)
+        files += [f"{FIGURES}/{exp}/key_numbers.{ext}" for ext in ("html", "csv")]
     return files
+
+
+def run_context(wildcards):
+    """One sentence on what an experiment ran, for the report's captions."""
+    exp = config["experiments"][wildcards.exp]
+    dataset = exp["dataset"]
+    pruning = exp["pruning"]
+    methods = "; ".join(
+        f"{METHODS[m].label}, {METHODS[m].count_rounds(pruning)} rounds"
+        for m in pruning["methods"]
+    )
+    seeds = ", ".join(str(s) for s in exp["seeds"])
+    return (
+        f"Experiment {wildcards.exp}: {exp['model']} on {dataset['name']} "
+        f"({dataset['probe_size']} probe images from its test split), seeds {seeds}; "
+        f"{methods}; unstructured methods prune at rate {pruning['rate']} per round "
+        f"({pruning['scope']} scope)."
+    )
 
 
 def files_read_not_rewritten(jobs):

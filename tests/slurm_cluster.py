@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import apt_packages
 
 PACKAGES = ("slurm-wlm", "munge")
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -39,24 +40,9 @@ class ClusterUnavailable(RuntimeError):
     """This host cannot run the test cluster (the reason is the message)."""
 
 
-def missing_commands() -> list[str]:
-    return [cmd for cmd in (*DAEMONS, "sbatch", "squeue", "scancel") if shutil.which(cmd) is None]
-
-
 def install() -> str | None:
     """Install the Debian packages if a command is missing; the reason it failed, else None."""
-    if not missing_commands():
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-    ):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            return f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-500:]}"
-    missing = missing_commands()
-    return f"still missing after apt-get install: {', '.join(missing)}" if missing else None
+    return apt_packages.install(PACKAGES, (*DAEMONS, "sbatch", "squeue", "scancel"))
 
 
 def free_port() -> int:

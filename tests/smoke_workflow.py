@@ -20,6 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
 EXPERIMENT = "smoke"
 CONFIG = "config/smoke.yaml"
+# The rules that read only the aggregate: a figure option reruns these and nothing else.
+FIGURE_RULES = {
+    "figure_similarity_vs_round",
+    "figure_layer_heatmaps",
+    "figure_metric_agreement",
+    "figure_similarity_vs_accuracy",
+    "figure_accuracy_vs_sparsity",
+    "figure_units_per_round",
+    "key_numbers",
+}
 
 
 def snakemake(

@@ -122,6 +122,7 @@ def test_minimal_experiment_gets_every_default(schema):
     assert exp["activations"] == {"batch_size": 500}
     assert exp["similarity"]["metrics"] == list(prunesim.metrics.METRICS)
     assert exp["similarity"]["views"] == ["flatten", "gap", "channels"]
+    assert exp["figures"] == {"main_metrics": [], "score": "similarity", "heatmap_rounds": []}
 
 
 def test_defaults_do_not_leak_between_experiments(schema):
@@ -235,6 +236,26 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
             "experiments.exp1.similarity.rbf_sigma",
             "nan is not a finite number",
         ),
+        (
+            {"similarity": {"metrics": ["cka_linear"]}, "figures": {"main_metrics": ["svcca"]}},
+            "experiments.exp1.figures.main_metrics",
+            "expected metrics from similarity.metrics",
+        ),
+        (
+            {"figures": {"main_metrics": ["cka_linear", "svcca", "nbs"]}},
+            "experiments.exp1.figures.main_metrics",
+            "one or two of the experiment's similarity.metrics",
+        ),
+        (
+            {"similarity": {"permutations": 0}, "figures": {"score": "corrected"}},
+            "experiments.exp1.figures.score",
+            "needs chance levels",
+        ),
+        (
+            {"pruning": {"rounds": 2}, "figures": {"heatmap_rounds": [3]}},
+            "experiments.exp1.figures.heatmap_rounds",
+            "expected rounds within 1..2",
+        ),
     ],
     ids=[
         "epochs_float",
@@ -261,6 +282,10 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
         "cka_layers_without_residual_blocks",
         "cka_layers_too_many_blocks",
         "epruner_beta_not_positive",
+        "figures_main_metric_not_computed",
+        "figures_three_main_metrics",
+        "figures_corrected_without_permutations",
+        "figures_heatmap_round_beyond_last",
     ],
 )
 def test_invalid_value_raises_config_error_naming_key_and_expectation(
@@ -433,7 +458,15 @@ def _documented_keys(schema: dict) -> dict[tuple[str, str], object]:
     """(section, key) -> schema default of every key a config may set, as config/README.md
     documents it (the epruner and cka_layers blocks in pruning's table as epruner.KEY)."""
     keys = {("top", k): sub.get("default") for k, sub in schema["properties"].items()}
-    for block in ("experiment", "dataset", "train", "pruning", "activations", "similarity"):
+    for block in (
+        "experiment",
+        "dataset",
+        "train",
+        "pruning",
+        "activations",
+        "similarity",
+        "figures",
+    ):
         for key, sub in schema["$defs"][block]["properties"].items():
             if block == "experiment" and "$ref" in sub:
                 continue  # a block of its own, with its own section

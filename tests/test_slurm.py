@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from slurm_cluster import ClusterUnavailable, SlurmCluster, install
-from smoke_workflow import EXPERIMENT, ROOT, copy_workflow
+from smoke_workflow import EXPERIMENT, FIGURE_RULES, ROOT, copy_workflow
 
 CONFIG = "config/smoke.yaml"
 # Seed 0's first IMP round: by the time it runs, the dense networks are finished outputs. The
@@ -33,13 +33,7 @@ CANCELLED_OUTPUTS = [
     for name in ("model.pt", "mask.pt", "summary.json")
 ]
 CANCELLED_LOG = f"results/{EXPERIMENT}/seed0/imp/round1/train.log"
-LOCAL_RULES = {
-    "aggregate",
-    "figure_similarity_vs_depth",
-    "figure_similarity_vs_round",
-    "figure_accuracy_vs_sparsity",
-    "all",
-}
+LOCAL_RULES = {"aggregate", *FIGURE_RULES, "all"}
 CLUSTER_ARGS = (
     "--workflow-profile",
     "profiles/slurm",

@@ -11,12 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import browser
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 from smoke_workflow import (
     EXPERIMENT,
+    FIGURE_RULES,
     ROOT,
     copy_run,
     planned_jobs,
@@ -29,14 +31,24 @@ from prunesim.metrics import METRICS, REGISTRY
 from prunesim.pruning.masks import load_masks
 
 LAYERS = ["relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3"]
+VIEWS = ["flatten", "gap", "channels"]
+FIGURE_STEMS = [
+    f"{name}_{view}"
+    for name in (
+        "similarity_main",
+        "similarity_companion",
+        "layer_heatmaps",
+        "metric_agreement",
+        "similarity_vs_accuracy",
+    )
+    for view in VIEWS
+] + ["accuracy_vs_sparsity", "units_per_round"]
 # The rules that depend on activations: a similarity change or re-extraction reruns only these.
 DOWNSTREAM_OF_ACTIVATIONS = {
     "compare",
     "compare_seeds",
     "aggregate",
-    "figure_similarity_vs_depth",
-    "figure_similarity_vs_round",
-    "figure_accuracy_vs_sparsity",
+    *FIGURE_RULES,
     "all",
 }
 
@@ -155,11 +167,80 @@ def test_random_baselines_mirror_imp_sparsity_and_keep_pruned_weights_zero(smoke
 
 def test_smoke_run_draws_every_figure(smoke_run):
     figures = smoke_run / "results" / "figures" / EXPERIMENT
-    stems = [f"similarity_vs_depth_{m}" for m in ("imp", "random_layerwise")]
-    stems += [f"similarity_vs_round_{v}" for v in ("flatten", "gap", "channels")]
-    for stem in (*stems, "accuracy_vs_sparsity"):
+    for stem in FIGURE_STEMS:
         assert (figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
-        assert (figures / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
+        png = (figures / f"{stem}.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
+        width = int.from_bytes(png[16:20], "big")  # IHDR: pixels at the figures' 200 dpi
+        assert width <= 7.25 * 200, f"{stem}.png is {width / 200:.2f} in wide"
+    for view in VIEWS:
+        assert (figures / f"metric_agreement_{view}.csv").stat().st_size > 0
+    assert "Key numbers" in (figures / "key_numbers.html").read_text()
+
+
+def test_changing_a_figure_option_redraws_figures_and_computes_nothing(smoke_run):
+    config = write_config(
+        smoke_run,
+        "smoke_figures.yaml",
+        lambda exp: exp.setdefault("figures", {}).update(score="corrected", main_metrics=["nbs"]),
+    )
+    jobs = planned_jobs(smoke_run, "--configfile", config)
+    assert set(jobs) - {"all"} == FIGURE_RULES - {
+        "figure_metric_agreement",  # reads no figure option
+        "figure_accuracy_vs_sparsity",
+        "figure_units_per_round",
+    }
+
+
+def test_report_shows_every_figure_and_its_caption_in_a_browser(smoke_run):
+    """`snakemake --report` on the finished run, opened in headless chromium: the workflow's
+    description and the config used on the first page, and under Results every figure (as
+    an image the browser decodes) and the key numbers, each with a caption in the run's
+    terms. Building the report reruns nothing."""
+    reason = browser.install()
+    if reason:
+        pytest.skip(f"no browser (chromium, chromium-driver): {reason}")
+    from selenium.webdriver.common.by import By
+
+    report = smoke_run / "report.html"
+    snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--report", str(report))
+    assert planned_jobs(smoke_run, "--configfile", "config/smoke.yaml") == {}
+    with browser.session() as driver:
+        driver.get(report.as_uri())
+        page = driver.find_element(By.ID, "app").get_attribute("innerText")
+        assert "how do the layer representations of a CNN change as it is pruned?" in page
+        assert "Configuration used" in page and '"probe_size": 128' in page
+        results = driver.execute_script("return results")
+        names = {entry["name"] for entry in results.values()}
+        assert names == {f"{stem}.png" for stem in FIGURE_STEMS} | {"key_numbers.html"}
+        for entry in results.values():
+            caption = entry["caption"]
+            assert "Experiment smoke: lenet5 on synthetic (128 probe images" in caption
+            assert "IMP, 2 rounds; random (layerwise), 2 rounds" in caption
+        for link in ("Results", EXPERIMENT):
+            driver.find_element(By.XPATH, f"//*[text()='{link}']").click()
+        titles = [item.text for item in driver.find_elements(By.XPATH, "//ul//li") if item.text]
+        assert len(titles) == 7  # one group per figure rule and the key numbers
+        shown, images = set(), set()
+        for title in titles:
+            driver.find_element(By.XPATH, f"//*[text()='{title}']").click()
+            for row in driver.find_elements(By.XPATH, "//tr[td]"):
+                row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
+                label = " ".join(td.text for td in row.find_elements(By.TAG_NAME, "td"))
+                if "key numbers" in label:
+                    driver.switch_to.frame(driver.find_element(By.TAG_NAME, "iframe"))
+                    assert "Accuracy and size" in driver.find_element(By.TAG_NAME, "body").text
+                    driver.switch_to.default_content()
+                else:
+                    image = driver.find_element(
+                        By.XPATH, "//img[starts-with(@src, 'data:image/png')]"
+                    )
+                    assert int(image.get_attribute("naturalWidth")) > 500, label  # decoded
+                    images.add(hash(image.get_attribute("src")))
+                shown.add(label)
+            driver.find_element(By.XPATH, f"//*[text()='{EXPERIMENT}']").click()
+        assert len(shown) == len(results)
+        assert len(images) == len(FIGURE_STEMS)  # each result showed its own figure
 
 
 def test_second_run_has_nothing_to_do(smoke_run):

@@ -157,13 +157,12 @@ def test_aggregate_marks_removed_layers_absent_and_keeps_the_others(run):
 
 def test_figures_cover_every_method(run):
     figures = run / "results" / "figures" / EXPERIMENT
-    for name in (
-        "similarity_vs_depth_epruner",
-        "similarity_vs_depth_cka_layers",
-        "accuracy_vs_sparsity",
-    ):
+    for name in ("similarity_main_gap", "accuracy_vs_sparsity", "units_per_round"):
         for ext in ("pdf", "png"):
             assert (figures / f"{name}.{ext}").stat().st_size > 0
+    table = (figures / "key_numbers.html").read_text()
+    for label in ("EPruner", "CKA layer"):
+        assert label in table, label
 
 
 def test_nothing_to_do_after_a_complete_run_and_steps_rerun_alone(run):

@@ -95,6 +95,7 @@ def over_seeds(similarity: xr.DataArray, confidence: float) -> xr.Dataset:
 
 
 ABSENT = "absent: the layer was removed by pruning"
+NO_SUCH_ROUND = "absent: the method has no such round"
 
 
 def _layer_order(parts: list[xr.Dataset], dim: str) -> list[str]:
@@ -154,7 +155,7 @@ def aggregate_results(
         coords["parameters_remaining"][index], coords["flops_remaining"][index] = _fractions(info)
     combined = xr.merge(parts, compat="no_conflicts", combine_attrs="drop_conflicts", join="outer")
     combined["nan_reason"] = combined.nan_reason.where(
-        combined.nan_reason.notnull(), "absent: the method has no such round"
+        combined.nan_reason.notnull(), NO_SUCH_ROUND
     ).astype(str)
     combined = combined.assign_coords(
         {name: (("seed", "pruning", "round"), values) for name, values in coords.items()}

@@ -205,12 +205,52 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"config key {key}.model: {exp['model']!r} needs images of at least {minimum} "
             f"pixels, but {data.name!r} has {height} (expected a model that fits the dataset)"
         )
+    _check_figures(key, exp)
     for name in exp["pruning"]["methods"]:
         check = METHODS[name].check
         problem = check and check(exp, (channels, height, spec.num_classes(data)))
         if problem:
             where, message = problem
             raise ConfigError(f"config key {key}.{where}: {message}")
+
+
+# The main figure's metrics when the config names none: the most used similarity of
+# representations (Kornblith et al. 2019) and the seed study's own.
+DEFAULT_MAIN_METRICS = ("cka_linear", "svcca")
+
+
+def main_metrics(computed: list[str], chosen: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The metrics of the main figure: ``chosen`` (``figures.main_metrics``) or, when empty,
+    linear CKA and SVCCA where computed, else the first two computed."""
+    if chosen:
+        missing = [m for m in chosen if m not in computed]
+        if missing:
+            raise ConfigError(f"main metrics {missing} are not among the computed {computed}")
+        return list(chosen)
+    return [m for m in DEFAULT_MAIN_METRICS if m in computed] or list(computed[:2])
+
+
+def _check_figures(key: str, exp: dict) -> None:
+    """The figures block asks only for what the experiment computes."""
+    figures, similarity = exp["figures"], exp["similarity"]
+    missing = [m for m in figures["main_metrics"] if m not in similarity["metrics"]]
+    if missing:
+        raise ConfigError(
+            f"config key {key}.figures.main_metrics: {missing} not computed (expected metrics "
+            f"from similarity.metrics: {similarity['metrics']})"
+        )
+    if figures["score"] == "corrected" and similarity["permutations"] == 0:
+        raise ConfigError(
+            f"config key {key}.figures.score: 'corrected' needs chance levels, but "
+            "similarity.permutations is 0 (expected permutations > 0, or score 'similarity')"
+        )
+    most = max(METHODS[m].count_rounds(exp["pruning"]) for m in exp["pruning"]["methods"])
+    beyond = [r for r in figures["heatmap_rounds"] if r > most]
+    if beyond:
+        raise ConfigError(
+            f"config key {key}.figures.heatmap_rounds: {beyond} beyond the last round "
+            f"(expected rounds within 1..{most})"
+        )
 
 
 def check_device_visible(device: str) -> None:
