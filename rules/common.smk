@@ -186,11 +186,17 @@ def figure_parts(exp):
     return ["main", "companion"] if set(metrics) - set(main) else ["main"]
 
 
+def figure_views(exp):
+    """The views that get figures of their own: figures.views, or every computed view."""
+    experiment = config["experiments"][exp]
+    return experiment["figures"]["views"] or experiment["similarity"]["views"]
+
+
 def paper_figures():
     """Every figure (PDF and PNG) of every experiment, and its key numbers."""
     files = []
     for exp in config["experiments"]:
-        views = config["experiments"][exp]["similarity"]["views"]
+        views = figure_views(exp)
         per_view = expand(
             f"{FIGURES}/{exp}/similarity_{{part}}_{{view}}",
             part=figure_parts(exp),

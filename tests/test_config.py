@@ -122,7 +122,12 @@ def test_minimal_experiment_gets_every_default(schema):
     assert exp["activations"] == {"batch_size": 500}
     assert exp["similarity"]["metrics"] == list(prunesim.metrics.METRICS)
     assert exp["similarity"]["views"] == ["flatten", "gap", "channels"]
-    assert exp["figures"] == {"main_metrics": [], "score": "similarity", "heatmap_rounds": []}
+    assert exp["figures"] == {
+        "main_metrics": [],
+        "score": "similarity",
+        "views": [],
+        "heatmap_rounds": [],
+    }
 
 
 def test_defaults_do_not_leak_between_experiments(schema):
@@ -252,6 +257,11 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
             "needs chance levels",
         ),
         (
+            {"similarity": {"views": ["gap"]}, "figures": {"views": ["channels"]}},
+            "experiments.exp1.figures.views",
+            "expected views from similarity.views",
+        ),
+        (
             {"pruning": {"rounds": 2}, "figures": {"heatmap_rounds": [3]}},
             "experiments.exp1.figures.heatmap_rounds",
             "expected rounds within 1..2",
@@ -285,6 +295,7 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
         "figures_main_metric_not_computed",
         "figures_three_main_metrics",
         "figures_corrected_without_permutations",
+        "figures_view_not_computed",
         "figures_heatmap_round_beyond_last",
     ],
 )

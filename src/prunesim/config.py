@@ -239,6 +239,12 @@ def _check_figures(key: str, exp: dict) -> None:
             f"config key {key}.figures.main_metrics: {missing} not computed (expected metrics "
             f"from similarity.metrics: {similarity['metrics']})"
         )
+    uncomputed = [v for v in figures["views"] if v not in similarity["views"]]
+    if uncomputed:
+        raise ConfigError(
+            f"config key {key}.figures.views: {uncomputed} not computed (expected views from "
+            f"similarity.views: {similarity['views']})"
+        )
     if figures["score"] == "corrected" and similarity["permutations"] == 0:
         raise ConfigError(
             f"config key {key}.figures.score: 'corrected' needs chance levels, but "
