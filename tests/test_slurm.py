@@ -145,18 +145,6 @@ def cluster(tmp_path_factory):
         pytest.skip(str(err))
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> Run:
-    """The reference: the same config run locally. It starts in the background as soon as a
-    cluster test needs it, and fills the CPU time the cluster run spends between status
-    checks."""
-    run = Run(
-        copy_workflow(tmp_path_factory.mktemp("local")), ("--cores", "2", "--configfile", CONFIG)
-    )
-    yield run
-    run.stop()
-
-
 @dataclass
 class Interrupted:
     workdir: Path
@@ -189,7 +177,7 @@ def cancel_mid_job(cluster: SlurmCluster, run: Run, comment: str, started: Path)
 
 
 @pytest.fixture(scope="module")
-def interrupted(cluster, local_run, tmp_path_factory) -> Interrupted:
+def interrupted(cluster, tmp_path_factory) -> Interrupted:
     """A cluster run in which one training job is scancel-ed while it trains. --retries 0:
     the profile would resubmit the job once, but this run is to fail."""
     workdir = copy_workflow(tmp_path_factory.mktemp("cluster"))
@@ -294,17 +282,18 @@ def metrics(workdir: Path) -> dict[str, dict]:
 
 
 @pytest.mark.slurm
-def test_cluster_results_equal_a_local_run(interrupted, recovered, local_run):
-    local_run.wait()
-    cluster_metrics, local_metrics = metrics(interrupted.workdir), metrics(local_run.workdir)
+def test_cluster_results_equal_a_local_run(interrupted, recovered, finished_smoke_run):
+    """The session's local smoke run (same config, same code) is the reference."""
+    local = finished_smoke_run
+    cluster_metrics, local_metrics = metrics(interrupted.workdir), metrics(local)
     assert len(cluster_metrics) == 10  # 2 seeds x (dense + 2 IMP + 2 random rounds)
     assert cluster_metrics == local_metrics
     aggregate = f"results/{EXPERIMENT}/aggregate.nc"
     with (
         xr.open_dataset(interrupted.workdir / aggregate) as cluster,
-        xr.open_dataset(local_run.workdir / aggregate) as local,
+        xr.open_dataset(local / aggregate) as local_aggregate,
     ):
-        xr.testing.assert_equal(cluster, local)
+        xr.testing.assert_equal(cluster, local_aggregate)
 
 
 GPU_WORKFLOW = """
