@@ -107,7 +107,7 @@ def _theme() -> None:
 def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 200) -> None:
     for path, fmt in ((pdf, "pdf"), (png, "png")):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.02)
     plt.close(fig)
 
 
@@ -501,11 +501,7 @@ def similarity_vs_round(
     remaining = _remaining_line(ds)
     fig.tight_layout(h_pad=0.6, w_pad=0.4)
     fig.suptitle(heading + (f"\n{remaining}" if remaining else ""), y=1.0, va="bottom")
-    legend = fig.legend(
-        handles=handles, loc="upper center", ncol=min(3, len(handles)), frameon=False,
-        bbox_to_anchor=(0.5, 0.0), columnspacing=1.2, handlelength=1.8,
-    )  # fmt: skip
-    notes.add_to(fig, _below(fig, legend))
+    notes.add_to(fig, _below(fig, _legend_below(fig, handles)))
     save(fig, pdf, png)
 
 
@@ -526,6 +522,20 @@ def _write_undefined(ax: plt.Axes, entries: list[tuple[str, str, int]], methods:
         x, y, "undefined " + "\n".join(lines), ha=ha, va=va, fontsize=5, color="0.3",
         transform=ax.transAxes,
     )  # fmt: skip
+
+
+def _legend_below(fig: plt.Figure, handles: list):
+    """One legend under the panels, in as many columns as fit the figure's width."""
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(min(4, len(handles)), 0, -1):
+        legend = fig.legend(
+            handles=handles, loc="upper center", ncol=ncol, frameon=False,
+            bbox_to_anchor=(0.5, 0.0), columnspacing=1.2, handlelength=1.8,
+        )  # fmt: skip
+        if ncol == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return legend
+        legend.remove()
+    return legend
 
 
 def _span(rounds: list[int]) -> str:
@@ -792,9 +802,9 @@ def accuracy_vs_sparsity(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> No
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(Line2D([], [], ls=":", color="0.3"))
     labels.append("dense network (mean over seeds)")
-    fig.legend(
-        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, frameon=False
-    )
+    for handle, label in zip(handles, labels, strict=True):
+        handle.set_label(label)
+    _legend_below(fig, handles)
     fig.suptitle("Accuracy under pruning (points: mean over seeds; bars: range over seeds)")
     fig.tight_layout()
     save(fig, pdf, png)
@@ -872,11 +882,7 @@ def similarity_vs_accuracy(
         y=1.0,
         va="bottom",
     )
-    legend = fig.legend(
-        handles=handles, loc="upper center", ncol=min(4, len(handles)), frameon=False,
-        bbox_to_anchor=(0.5, 0.0),
-    )  # fmt: skip
-    notes.add_to(fig, _below(fig, legend))
+    notes.add_to(fig, _below(fig, _legend_below(fig, handles)))
     save(fig, pdf, png)
 
 
@@ -920,10 +926,7 @@ def units_per_round(ds: xr.Dataset, pdf: str | Path, png: str | Path) -> None:
         y=1.02,
     )
     fig.tight_layout(h_pad=0.6, w_pad=0.4)
-    fig.legend(
-        handles=handles, loc="upper center", ncol=len(handles), frameon=False,
-        bbox_to_anchor=(0.5, 0.0),
-    )  # fmt: skip
+    _legend_below(fig, handles)
     save(fig, pdf, png)
 
 
