@@ -248,9 +248,10 @@ def test_second_run_has_nothing_to_do(smoke_run):
 
 
 def test_changing_a_similarity_option_reruns_similarity_and_figures_only(smoke_run):
-    config = write_config(
-        smoke_run, "smoke_views.yaml", lambda exp: exp["similarity"].update(views=["gap"])
-    )
+    def gap_only(exp):
+        exp["similarity"]["views"] = exp["figures"]["views"] = ["gap"]
+
+    config = write_config(smoke_run, "smoke_views.yaml", gap_only)
     jobs = planned_jobs(smoke_run, "--configfile", config)
     assert set(jobs) == DOWNSTREAM_OF_ACTIVATIONS
     assert jobs["compare"] == 10 and jobs["compare_seeds"] == 1  # 2 seeds x (dense + 2 x 2)

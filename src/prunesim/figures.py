@@ -138,15 +138,6 @@ def _matched(da: xr.DataArray) -> xr.DataArray:
     ).assign_coords(layer=shared)
 
 
-def matched_layers(ds: xr.Dataset) -> pd.DataFrame:
-    """Similarity of each layer to the same-named layer of the dense network, long format."""
-    diag = _matched(ds.similarity)
-    diag = diag.assign_coords(depth=("layer", np.arange(diag.sizes["layer"])))
-    frame = diag.to_dataframe(name="similarity").reset_index()
-    keep = ["seed", "pruning", "round", "metric", "view", "layer", "depth", "similarity"]
-    return frame[keep + ["sparsity"]] if "sparsity" in frame else frame[keep]
-
-
 def reason_kind(reason: str) -> str:
     """A NaN reason with its numbers (ranks, sizes, shapes) elided: one kind of reason."""
     elided = re.sub(r"(?<=rank )\d+|(?<== )\d+|\(\)|\(\d+(, \d+)*\)", "#", reason.strip())
@@ -945,6 +936,7 @@ def key_numbers(
     )
     per_round.columns = [f"{a}_{b}" for a, b in per_round.columns]
     per_round = per_round.reset_index()
+    per_round.insert(1, "a round is", per_round["pruning"].map(round_label))
     per_round["pruning"] = per_round["pruning"].map(method_label)
     last = int(ds["round"].max())
     rows = []
