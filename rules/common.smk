@@ -224,11 +224,16 @@ def run_context(wildcards):
         for m in pruning["methods"]
     )
     seeds = ", ".join(str(s) for s in exp["seeds"])
+    rate = ""
+    if (
+        "imp" in pruning["methods"]
+    ):  # the only method with a rate (random ones mirror it)
+        rate = f"; IMP removes {pruning['rate']} of the remaining prunable weights per round"
+        rate += f" ({pruning['scope']} scope)"
     return (
         f"Experiment {wildcards.exp}: {exp['model']} on {dataset['name']} "
         f"({dataset['probe_size']} probe images from its test split), seeds {seeds}; "
-        f"{methods}; unstructured methods prune at rate {pruning['rate']} per round "
-        f"({pruning['scope']} scope)."
+        f"{methods}{rate}."
     )
 
 

@@ -164,7 +164,7 @@ def test_main_figure_legend_says_what_every_band_and_line_is(drawn):
         "IMP",
         "random (layerwise)",
         "the seeds' 95% bootstrap intervals, lowest to highest",
-        "chance: 95% of permuted-probe values",
+        "chance: about the central 95% of permuted-probe values",
         "dense vs dense of another seed",
     ):
         assert words in legend, legend
@@ -245,9 +245,8 @@ def test_metric_agreement_is_spearman_over_the_cells_both_metrics_define():
     # procrustes = arccos(CKA): negated, it ranks every cell exactly as CKA does
     assert correlation.loc["cka_linear", "procrustes"] == pytest.approx(1.0)
     assert correlation.loc["cka_linear", "svcca"] < 1.0
-    # SVCCA is undefined on conv1: those cells compare two metrics only
-    conv1 = rows[rows["layer"] == "conv1"]
-    assert set(conv1["metrics_defined"]) == {2}
+    # SVCCA is undefined on conv1: the ranks are taken over the cells every metric defines
+    assert "conv1" not in set(rows["layer"]) and len(rows) == 2 * len(METHODS) * 2
     assert rows["disagreement"].is_monotonic_decreasing
     assert rows["disagreement"].between(0, 1).all()
 
@@ -271,7 +270,7 @@ def test_metric_agreement_writes_the_whole_table(tmp_path, drawn):
     ds = _aggregate()
     figures.metric_agreement(ds, "flatten", "a", "b", tmp_path / "agree.csv")
     table = pd.read_csv(tmp_path / "agree.csv")
-    assert len(table) == len(LAYERS) * len(METHODS) * (len(ROUNDS) - 1)
+    assert len(table) == (len(LAYERS) - 1) * len(METHODS) * (len(ROUNDS) - 1)  # not conv1
     assert {"rank_cka_linear", "rank_svcca", "rank_procrustes"} <= set(table.columns)
 
 
@@ -320,13 +319,11 @@ def test_key_numbers_page_and_table(tmp_path):
     table = pd.read_csv(csv)
     assert len(table) == 2 * len(LAYERS)  # one view x two metrics x layers
     fc = table[(table.metric == "cka_linear") & (table.layer == "fc")].iloc[0]
-    mean = float(
-        ds.similarity.sel(
-            metric="cka_linear", layer_a="fc", layer_b="fc", pruning="imp", round=2
-        ).mean()
-    )
-    assert fc["IMP"].startswith(f"{mean:.3f} [")
-    assert table[(table.metric == "svcca") & (table.layer == "conv1")].iloc[0]["IMP"] == "undefined"
+    at = {"metric": "cka_linear", "layer_a": "fc", "layer_b": "fc", "pruning": "imp", "round": 2}
+    mean = float(ds.similarity.sel(at).mean())
+    assert fc["IMP, round 2"].startswith(f"{mean:.3f} [")
+    conv1 = table[(table.metric == "svcca") & (table.layer == "conv1")].iloc[0]
+    assert conv1["IMP, round 2"] == "undefined"
     assert "CCA degenerate: rank # + rank # &gt;= n = #" in page
 
 
@@ -338,3 +335,61 @@ def test_main_metrics_default_to_linear_cka_and_svcca_where_computed():
         main_metrics(["svcca"], ["cka_linear"])
     ds = _aggregate()
     assert figures.companion_metrics(ds) == ["procrustes"]
+
+
+def test_metric_agreement_with_one_metric_draws_and_writes_an_empty_table(tmp_path, drawn):
+    ds = _aggregate().sel(metric=["cka_linear"])
+    figures.metric_agreement(ds, "flatten", "a", "b", tmp_path / "agree.csv")
+    assert pd.read_csv(tmp_path / "agree.csv").empty
+    assert any("fewer than two metrics" in t.get_text() for t in _texts(drawn[0]))
+
+
+def test_a_metric_undefined_everywhere_is_said_not_drawn(drawn):
+    ds = _aggregate()
+    svcca = {"metric": "svcca"}
+    ds["similarity"].loc[svcca] = np.nan
+    ds["seed_similarity"].loc[svcca] = np.nan
+    ds["nan_reason"].loc[svcca] = CCA_REASON
+    figures.similarity_vs_round(ds, "flatten", ["cka_linear", "svcca"], "a", "b")
+    assert sum(t.get_text() == "undefined [1]" for t in _texts(drawn[0])) == len(LAYERS)
+
+
+def test_without_bootstrap_or_chance_the_legend_names_only_what_is_drawn(drawn):
+    ds = _aggregate()
+    for name in ("ci_low", "ci_high", "null_mean", "null_std", "seed_ci_low", "seed_ci_high"):
+        ds[name] = xr.full_like(ds[name], np.nan)  # what permutations: 0, bootstrap: 0 leave
+    figures.similarity_vs_round(ds, "flatten", ["cka_linear"], "a", "b")
+    legend = [t.get_text() for t in drawn[0].legends[0].get_texts()]
+    assert "range over seeds" in legend
+    assert not [t for t in legend if "chance" in t or "bootstrap" in t or "intervals" in t]
+
+
+def test_heatmaps_under_the_corrected_score_fall_back_to_values_without_every_pairs_chance(
+    drawn,
+):
+    ds = _aggregate()
+    ds["null_mean"] = ds.null_mean.where(ds.layer_a == ds.layer_b)  # calibrate: matched
+    figures.layer_heatmaps(ds, "flatten", ["cka_linear"], [2], "a", "b", score="corrected")
+    title = drawn[0]._suptitle.get_text()
+    assert "chance levels exist for matched layers only" in title
+    shown = drawn[0].axes[0].images[0].get_array()
+    expected = ds.similarity.sel(view="flatten", metric="cka_linear", pruning="imp", round=2)
+    np.testing.assert_allclose(shown, expected.mean("seed").values)
+
+
+def test_key_numbers_take_each_methods_own_last_round(tmp_path):
+    from prunesim.aggregate import NO_SUCH_ROUND
+
+    ds = _aggregate()
+    gone = {"pruning": "random_layerwise", "round": 2}
+    ds["similarity"].loc[gone] = np.nan
+    ds["nan_reason"].loc[gone] = NO_SUCH_ROUND
+    accuracy = ds.test_accuracy.copy()
+    accuracy.loc[gone] = np.nan
+    ds = ds.assign_coords(test_accuracy=accuracy)
+    figures.key_numbers(ds, ["cka_linear"], tmp_path / "k.html", tmp_path / "k.csv")
+    table = pd.read_csv(tmp_path / "k.csv")
+    assert {"IMP, round 2", "random (layerwise), round 1"} <= set(table.columns)
+    fc = table[table.layer == "fc"].iloc[0]
+    assert fc["random (layerwise), round 1"] != "undefined"
+    assert ", chance 0.200" in fc["IMP, round 2"]

@@ -92,7 +92,7 @@ def round_label(name: str) -> str:
 def metric_label(name: str, score: str = "similarity") -> str:
     label = METRIC_LABELS.get(name, name)
     if score == "corrected":
-        return f"{label}, corrected"
+        return f"{label.replace(' (rad)', '')}, corrected"
     return label + ("\n(lower = closer)" if _perfect(name) == 0.0 else "")
 
 
@@ -216,6 +216,8 @@ def _scored(ds: xr.Dataset, view: str, score: str, matched: bool = True) -> Scor
     )
     seed_null = get("seed_null_mean")
     chance = chance_low = chance_high = None
+    if null is not None and not bool(null.notnull().any()):
+        null = None  # permutations: 0 (the variables are there, every value NaN)
     if null is not None:
         chance, chance_low, chance_high = null, null - z * null_std, null + z * null_std
     if score == "corrected":
@@ -260,7 +262,8 @@ def _scored(ds: xr.Dataset, view: str, score: str, matched: bool = True) -> Scor
 def _ordered(a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """(elementwise min, max), NaN where either is: a distance's interval flips under the
     corrected score."""
-    return xr.where(a <= b, a, b), xr.where(a <= b, b, a)
+    both = a.notnull() & b.notnull()
+    return xr.where(a <= b, a, b).where(both), xr.where(a <= b, b, a).where(both)
 
 
 def _seed_band(s: Scored) -> tuple[xr.DataArray, xr.DataArray, str]:
@@ -274,6 +277,8 @@ def _seed_band(s: Scored) -> tuple[xr.DataArray, xr.DataArray, str]:
         return stats.ci_over_seeds_low, stats.ci_over_seeds_high, label
     low = s.low.fillna(s.value).min("seed")
     high = s.high.fillna(s.value).max("seed")
+    if not bool(s.low.notnull().any()):  # bootstrap: 0
+        return low, high, "range over seeds" if seeds > 1 else "(no interval: bootstrap 0)"
     what = "the seeds' " if seeds > 1 else ""
     label = f"{what}{100 * s.confidence:g}% bootstrap interval{'s' if seeds > 1 else ''}"
     return low, high, label + (", lowest to highest" if seeds > 1 else "")
@@ -319,7 +324,7 @@ def _label_panel(
 def _share_y(axes: list[plt.Axes], shown: list[np.ndarray] | None = None) -> None:
     """One y range for a metric's panels (every layer on the same scale): around ``shown``
     (the values drawn) when given, else around every panel's own range."""
-    if shown is not None:
+    if shown:
         values = np.concatenate([np.ravel(v) for v in shown])
         values = values[np.isfinite(values)]
         if values.size:
@@ -361,7 +366,8 @@ def _remaining_line(ds: xr.Dataset) -> str:
         return ""
     remaining = 100 * (1 - sparsity.sel(pruning=pruned))
     rounds = [int(r) for r in ds["round"].values if r > 0]
-    spread = remaining.sel(round=rounds).max("pruning") - remaining.sel(round=rounds).min("pruning")
+    kept = remaining.sel(round=rounds)
+    spread = kept.max("pruning", skipna=False) - kept.min("pruning", skipna=False)
     labels = ", ".join(method_label(m) for m in pruned)
     if bool((spread < 0.5).all()):
         values = ", ".join(f"{float(remaining.sel(round=r).mean()):.3g}" for r in rounds)
@@ -410,8 +416,8 @@ def similarity_vs_round(
             if s.seed_value is not None and np.isfinite(s.seed_value.sel(cell)).any():
                 level = float(s.seed_value.sel(cell).mean("seed_pair"))
                 ax.axhspan(
-                    float(s.seed_low.sel(cell).min()) if s.seed_low is not None else level,
-                    float(s.seed_high.sel(cell).max()) if s.seed_high is not None else level,
+                    float(s.seed_low.sel(cell).min()) if s.seed_low is not None else np.nan,
+                    float(s.seed_high.sel(cell).max()) if s.seed_high is not None else np.nan,
                     facecolor="none",
                     edgecolor="0.55",
                     hatch="////",
@@ -465,16 +471,16 @@ def similarity_vs_round(
     ]
     handles.append(Patch(color="0.6", alpha=0.4, label=band_label))
     if s.chance is not None:
-        handles.append(
-            Patch(color="0.82", label=f"chance: {100 * s.confidence:g}% of permuted-probe values")
-        )
-    if s.seed_value is not None:
+        chance = f"chance: about the central {100 * s.confidence:g}% of permuted-probe values"
+        handles.append(Patch(color="0.82", label=chance))
+    if s.seed_value is not None and bool(s.seed_value.notnull().any()):
         handles.append(
             Line2D([], [], ls="--", color="0.35", label="dense vs dense of another seed")
         )
-        handles.append(
-            Patch(facecolor="none", edgecolor="0.55", hatch="////", label="... its intervals")
-        )
+        if s.seed_low is not None and bool(s.seed_low.notnull().any()):
+            handles.append(
+                Patch(facecolor="none", edgecolor="0.55", hatch="////", label="... its intervals")
+            )
     if any_caution:
         handles.append(
             Line2D(
@@ -552,8 +558,15 @@ def layer_heatmaps(
     """Every layer of the dense network (rows) against every layer of the pruned one
     (columns), mean over seeds, for the chosen rounds of each method, and the same matrix for
     the dense networks of two seeds (mean over seed pairs) beside them: a row per metric, one
-    colour scale per row. Grey cells are undefined (numbered notes)."""
+    colour scale per row. Grey cells are undefined (numbered notes). The corrected score
+    needs a chance level for every pair (``calibrate: all``); with chance levels for matched
+    layers only, the matrices show the metric's values, and the title says so."""
     _theme()
+    off_diagonal = ds.null_mean.where(ds.layer_a != ds.layer_b) if "null_mean" in ds else None
+    raw_instead = score == "corrected" and not (
+        off_diagonal is not None and bool(off_diagonal.notnull().any())
+    )
+    score = "similarity" if raw_instead else score
     s = _scored(ds.sel(metric=metrics), view, score, matched=False)
     mean = s.value.mean("seed")
     panels = [
@@ -623,10 +636,12 @@ def layer_heatmaps(
                 ax.set_ylabel(metric_label(metric, score) + "\n\ndense layer", fontsize=6)
         bar = fig.colorbar(image, ax=list(axes[r, :]), fraction=0.02, pad=0.01)
         bar.ax.tick_params(labelsize=5, length=1.5)
-    fig.suptitle(
-        f"Layer x layer: dense network (rows) vs pruned (columns), mean over seeds (view: {view})",
-        y=1.02,
+    title = (
+        f"Layer x layer: dense network (rows) vs pruned (columns), mean over seeds (view: {view})"
     )
+    if raw_instead:
+        title += "\nthe metrics' values: chance levels exist for matched layers only"
+    fig.suptitle(title, y=1.02)
     notes.add_to(fig, -0.02)
     save(fig, pdf, png)
 
@@ -643,12 +658,17 @@ def _oriented(ds: xr.Dataset, view: str) -> xr.DataArray:
     return values * sign
 
 
+AGREEMENT_COLUMNS = ["layer", "pruning", "round", "disagreement", "most_similar_by"]
+AGREEMENT_COLUMNS += ["least_similar_by"]
+
+
 def metric_agreement_table(ds: xr.Dataset, view: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How consistently the metrics rank the same cells (layer, method, round >= 1; mean over
     seeds; distances negated): Spearman's rank correlation of every two metrics over the
-    cells both define, and per cell the spread of its percentile rank across metrics (0:
-    every metric puts it at the same place among the cells; 1: one metric calls it the most
-    similar and another the least), cells with the largest spread first."""
+    cells both define, and, over the cells every metric with a value in this view defines,
+    each cell's spread of percentile ranks across metrics (0: every metric puts it at the same
+    place among those cells; 1: one metric calls it the most similar and another the least),
+    cells with the largest spread first. Empty when fewer than two metrics have values."""
     values = _oriented(ds, view)
     frame = values.stack(cell=("layer", "pruning", "round")).transpose("cell", "metric").to_pandas()
     metrics = list(frame.columns)
@@ -659,14 +679,17 @@ def metric_agreement_table(ds: xr.Dataset, view: str) -> tuple[pd.DataFrame, pd.
             x, y = frame.loc[both, a], frame.loc[both, b]
             if both.sum() >= 3 and x.nunique() > 1 and y.nunique() > 1:
                 correlation.loc[a, b] = spearmanr(x, y).statistic
-    percentile = frame.rank(pct=False).sub(1).div(frame.count().sub(1).clip(lower=1))
-    percentile = percentile[percentile.notna().sum(axis=1) >= 2]  # a spread needs two metrics
+    # percentile ranks among the cells every metric defines: one population for all metrics
+    defined = [m for m in metrics if frame[m].notna().any()]
+    shared = frame[defined].dropna()
+    if len(defined) < 2 or len(shared) < 2:
+        return correlation, pd.DataFrame(columns=AGREEMENT_COLUMNS)
+    percentile = shared.rank().sub(1).div(len(shared) - 1)
     rows = pd.DataFrame(
         {
             "disagreement": percentile.max(axis=1) - percentile.min(axis=1),
             "most_similar_by": percentile.idxmax(axis=1),
             "least_similar_by": percentile.idxmin(axis=1),
-            "metrics_defined": percentile.notna().sum(axis=1),
         }
     )
     rows = pd.concat([rows, percentile.add_prefix("rank_")], axis=1).reset_index()
@@ -699,9 +722,10 @@ def metric_agreement(
         cbar_kws={"shrink": 0.7, "label": "Spearman rank correlation"}, linewidths=0.3,
     )  # fmt: skip
     ax.tick_params(labelsize=5.5, length=0)
-    n_cells = int(rows.shape[0])
+    n_cells = int(_oriented(ds, view).stack(cell=("layer", "pruning", "round")).sizes["cell"])
     ax.set_title(
-        f"rank agreement over {n_cells} cells\n(layer x method x round >= 1; '-': a distance, negated)",
+        f"over the cells both metrics define, of {n_cells}\n"
+        "(layer x method x round >= 1; '-': a distance, negated)",
         fontsize=6.5,
     )
     table_ax = fig.add_subplot(grid[1])
@@ -718,7 +742,10 @@ def metric_agreement(
         ]
         for row in shown.itertuples()
     ]
-    if cells:
+    if not cells:
+        table_ax.text(0.5, 0.6, "no disagreement to show:\nfewer than two metrics have values here",
+                      ha="center", va="center", fontsize=6.5, color="0.3")  # fmt: skip
+    else:
         table = table_ax.table(
             cellText=cells,
             colLabels=["layer", "method", "round", "spread", "ranks it\nhighest", "ranks it\nlowest"],
@@ -728,8 +755,9 @@ def metric_agreement(
         table.set_fontsize(5.5)
         table.scale(1.0, 1.5)
     table_ax.set_title(
-        "where they disagree most: spread of a cell's percentile rank\n"
-        "among the cells across metrics (1 = most similar by one, least by another)",
+        "where they disagree most: spread across metrics of a cell's percentile rank\n"
+        f"among the {len(rows)} cells every metric defines (1 = most similar by one, least by "
+        "another)",
         fontsize=6.5,
     )
     fig.suptitle(f"How far the similarity metrics agree (view: {view})", y=1.03)
@@ -857,7 +885,8 @@ def similarity_vs_accuracy(
                     undefined.append((method_label(method), "all rounds", number))
                     continue
                 ax.plot(x, y, marker="o", ms=2.2, color=palette[method], lw=0.9)
-                ax.plot(x[-1:], y[-1:], marker="s", ms=3.2, color=palette[method], ls="none")
+                last = np.flatnonzero(np.isfinite(x) & np.isfinite(y))[-1:]  # its own last round
+                ax.plot(x[last], y[last], marker="s", ms=3.2, color=palette[method], ls="none")
             _write_undefined(ax, undefined, len(methods))
             ax.axvline(0, color="0.5", lw=0.6)
             ylabel = metric_label(metric, score)
@@ -925,9 +954,10 @@ def key_numbers(
     ds: xr.Dataset, metrics: list[str], html_path: str | Path, csv_path: str | Path
 ) -> None:
     """The run's key numbers as an HTML page (for the report) and a CSV: accuracy and size
-    per method and round; at the last round, each layer's similarity to its dense self for the
-    main metrics in every view, beside chance and the other seed; and how many values are
-    undefined, by reason."""
+    per method and round; at each method's last round, each layer's similarity to its dense
+    self for the main metrics in every view (the metric's values, mean over seeds, with the
+    band of the main figure and that model's chance level), beside the other seed's dense
+    network; and how many values are undefined, by reason."""
     accuracy = _accuracy_frame(ds)
     per_round = (
         accuracy.groupby(["pruning", "round"], sort=False)[["accuracy", "weights", "flops"]]
@@ -938,7 +968,11 @@ def key_numbers(
     per_round = per_round.reset_index()
     per_round.insert(1, "a round is", per_round["pruning"].map(round_label))
     per_round["pruning"] = per_round["pruning"].map(method_label)
-    last = int(ds["round"].max())
+    has_accuracy = ds.test_accuracy.notnull().any("seed")
+    last = {  # each method's own last round
+        method: int(ds["round"].where(has_accuracy.sel(pruning=method), drop=True).max())
+        for method in ds.pruning.values
+    }
     rows = []
     for view in ds.view.values:
         s = _scored(ds.sel(metric=metrics), str(view), "similarity")
@@ -949,17 +983,14 @@ def key_numbers(
                 cell = {"metric": metric, "layer": layer}
                 row = {"view": str(view), "metric": metric, "layer": str(layer)}
                 for method in ds.pruning.values:
-                    at = {**cell, "pruning": method, "round": last}
+                    at = {**cell, "pruning": method, "round": last[method]}
                     value = float(mean.sel(at))
-                    row[method_label(method)] = (
-                        "undefined"
-                        if np.isnan(value)
-                        else f"{value:.3f} [{float(low.sel(at)):.3f}, {float(high.sel(at)):.3f}]"
-                    )
-                if s.chance is not None:
-                    row["chance (IMP)" if "imp" in ds.pruning.values else "chance"] = (
-                        f"{float(s.chance.sel(cell).sel(round=last).isel(pruning=0).mean('seed')):.3f}"
-                    )
+                    text = "undefined"
+                    if np.isfinite(value):
+                        text = f"{value:.3f} [{float(low.sel(at)):.3f}, {float(high.sel(at)):.3f}]"
+                        if s.chance is not None:
+                            text += f", chance {float(s.chance.sel(at).mean('seed')):.3f}"
+                    row[f"{method_label(method)}, round {last[method]}"] = text
                 if s.seed_value is not None:
                     row["dense vs other seed"] = (
                         f"{float(s.seed_value.sel(cell).mean('seed_pair')):.3f}"
@@ -984,8 +1015,8 @@ def key_numbers(
         f"bootstrap resamples per calibrated value.</p>",
         "<h3>Accuracy and size (%, mean / min / max over seeds)</h3>",
         per_round.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.2f}"),
-        f"<h3>Round {last}: each layer vs its dense self, mean over seeds [band as in the "
-        "main figure]</h3>",
+        "<h3>Each method's last round: each layer vs its dense self, the metric's value (mean "
+        "over seeds) [band as in the main figure], chance level</h3>",
         similarity.to_html(index=False, na_rep="", escape=True),
         "<h3>Undefined values, by reason</h3>",
         undefined.to_html(index=False, escape=True) if len(undefined) else "<p>none</p>",
