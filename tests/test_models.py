@@ -25,8 +25,10 @@ BATCH = 2
 NATURAL_INPUTS = [
     ("lenet5", 1, 28),
     ("lenet5", 3, 32),
-    ("vgg_svhn", 3, 32),
-    ("vgg_svhn", 1, 32),
+    ("lenet5_seed", 1, 28),
+    ("vgg7_bn_fc256", 3, 32),
+    ("vgg7_bn_fc256", 1, 32),
+    ("vgg_svhn_seed", 3, 32),
     ("vgg11_bn", 3, 32),
     ("vgg16_bn", 3, 32),
     ("resnet20", 3, 32),
@@ -72,7 +74,16 @@ def _hook_calls(
 
 
 def test_registry_has_exactly_the_documented_models():
-    assert set(MODELS) == {"lenet5", "vgg_svhn", "vgg11_bn", "vgg16_bn", "resnet20", "resnet56"}
+    assert set(MODELS) == {
+        "lenet5",
+        "lenet5_seed",
+        "vgg7_bn_fc256",
+        "vgg_svhn_seed",
+        "vgg11_bn",
+        "vgg16_bn",
+        "resnet20",
+        "resnet56",
+    }
     for name, spec in MODELS.items():
         assert spec.name == name
         assert spec.description
@@ -147,7 +158,8 @@ def test_same_seed_gives_identical_weights():
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     [
-        ("vgg_svhn", {"widths": [32, 32, 64, 64, 128, 128, 128], "hidden": 64}),
+        ("vgg7_bn_fc256", {"widths": [32, 32, 64, 64, 128, 128, 128], "hidden": 64}),
+        ("vgg_svhn_seed", {"widths": [16, 16, 32, 32, 64, 64, 128]}),
         ("vgg11_bn", {"widths": (32, 64, 128, 128, 256, 256, 256, 256)}),
         ("vgg16_bn", {"widths": [8] * 13}),
         ("resnet20", {"stage_blocks": [1, 2, 1], "widths": [8, 16, 32]}),
@@ -239,7 +251,10 @@ def test_unknown_model_name_is_a_value_error_naming_known_models():
         build_model("alexnet", 3, 10, 32)
 
 
-@pytest.mark.parametrize(("name", "image_size"), [("vgg16_bn", 28), ("lenet5", 8), ("vgg_svhn", 4)])
+@pytest.mark.parametrize(
+    ("name", "image_size"),
+    [("vgg16_bn", 28), ("lenet5", 8), ("vgg7_bn_fc256", 4), ("vgg_svhn_seed", 8)],
+)
 def test_too_small_image_is_a_value_error_naming_model_size_and_minimum(name, image_size):
     minimum = MODELS[name].min_image_size
     with pytest.raises(ValueError, match=rf"{name}.*>= {minimum}.*got {image_size}"):
@@ -264,3 +279,52 @@ def test_helpers_reject_models_not_built_by_the_registry():
         recorded_layers(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="missing"):
         rebuild({"name": "resnet20"})
+
+
+# The seed study's networks as marcozullich/pruned_layer_similarity defines them
+# (layer_sim/networks.py): every parameter's shape in forward order, written out from that
+# file, and the layers its hooks record (outputs of nn.ReLU and nn.MaxPool2d, then the logits).
+def _conv_bn(c_in: int, c_out: int) -> list[tuple[int, ...]]:
+    return [(c_out, c_in, 3, 3), (c_out,), (c_out,), (c_out,)]  # conv w, b; BN w, b
+
+
+SEED_NETWORKS = {
+    "vgg_svhn_seed": (
+        3,
+        32,
+        [
+            *_conv_bn(3, 32),
+            *_conv_bn(32, 32),
+            *_conv_bn(32, 64),
+            *_conv_bn(64, 64),
+            *_conv_bn(64, 128),
+            *_conv_bn(128, 128),
+            *_conv_bn(128, 256),
+            (10, 256),
+            (10,),
+        ],  # fmt: skip
+        12,  # 7 ReLU + 4 max pools (global average pool and linear: not hooked) + logits
+    ),
+    "lenet5_seed": (
+        1,
+        28,
+        [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 256), (120,), (84, 120), (84,)]
+        + [(10, 84), (10,)],
+        5,  # 4 ReLU (its pools are average pools, not hooked) + logits
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_NETWORKS))
+def test_the_seed_studys_networks_have_its_parameters_and_recorded_layers(name):
+    channels, size, shapes, recorded = SEED_NETWORKS[name]
+    model = _build(name, channels, size)
+    assert [tuple(p.shape) for p in model.parameters()] == shapes
+    assert len(recorded_layers(model)) == recorded
+    assert recorded_layers(model)[-1] == output_layer(model)
+    kinds = {type(module) for module in model.modules()}
+    if name == "lenet5_seed":
+        assert nn.AvgPool2d in kinds and nn.MaxPool2d not in kinds
+        assert all(layer.startswith("relu") for layer in recorded_layers(model)[:-1])
+    else:
+        assert nn.Linear in kinds and sum(isinstance(m, nn.Linear) for m in model.modules()) == 1

@@ -123,6 +123,11 @@ class LeNet5(nn.Sequential):
     Classic on 32x32 inputs; on 28x28 (MNIST-like) the first convolution pads by 2 so the
     feature maps match the 32x32 network. The flattened size follows from ``image_size``.
     ``widths`` (default 6, 16) sets the filter counts of ``conv1`` and ``conv2``.
+
+    ``seed_variant=True`` is the seed study's LeNet-5 (marcozullich/pruned_layer_similarity,
+    ``layer_sim/networks.py``): no padding, 2x2 average pooling, and the layers its hooks
+    record (every ReLU and the logits; its hooks take ReLU and max-pool outputs, and it has no
+    max pool).
     """
 
     recorded_layers: tuple[str, ...]
@@ -134,9 +139,11 @@ class LeNet5(nn.Sequential):
         num_classes: int,
         image_size: int,
         widths: Sequence[int] | None = None,
+        seed_variant: bool = False,
     ) -> None:
         conv1, conv2 = _positive_ints([6, 16] if widths is None else widths, 2, "lenet5 widths")
-        padding = 2 if image_size == 28 else 0
+        padding = 2 if image_size == 28 and not seed_variant else 0
+        pool = nn.AvgPool2d if seed_variant else nn.MaxPool2d
         side = (image_size + 2 * padding - 4) // 2  # conv1 (5x5), pool1
         side = (side - 4) // 2  # conv2 (5x5), pool2
         if side < 1:
@@ -146,10 +153,10 @@ class LeNet5(nn.Sequential):
                 [
                     ("conv1", nn.Conv2d(in_channels, conv1, 5, padding=padding)),
                     ("relu1", nn.ReLU()),
-                    ("pool1", nn.MaxPool2d(2)),
+                    ("pool1", pool(2)),
                     ("conv2", nn.Conv2d(conv1, conv2, 5)),
                     ("relu2", nn.ReLU()),
-                    ("pool2", nn.MaxPool2d(2)),
+                    ("pool2", pool(2)),
                     ("flatten", nn.Flatten()),
                     ("fc1", nn.Linear(conv2 * side * side, 120)),
                     ("relu3", nn.ReLU()),
@@ -159,8 +166,18 @@ class LeNet5(nn.Sequential):
                 ]
             )
         )
-        self.recorded_layers = ("relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3")
+        self.recorded_layers = (
+            ("relu1", "relu2", "relu3", "relu4", "fc3")
+            if seed_variant
+            else ("relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3")
+        )
         self.output_layer = "fc3"
+
+
+def _build_lenet5_seed(
+    in_channels: int, num_classes: int, image_size: int, widths: Sequence[int] | None = None
+) -> LeNet5:
+    return LeNet5(in_channels, num_classes, image_size, widths, seed_variant=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +185,9 @@ class LeNet5(nn.Sequential):
 
 # Convolution widths per stage; every stage ends in a 2x2 max pool.
 _VGG_STAGES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "vgg_svhn": ((64, 64), (128, 128), (256, 256, 256)),
+    "vgg7_bn_fc256": ((64, 64), (128, 128), (256, 256, 256)),
+    # the seed study's VGG_SVHN (marcozullich/pruned_layer_similarity, layer_sim/networks.py)
+    "vgg_svhn_seed": ((32, 32), (64, 64), (128, 128), (256,)),
     "vgg11_bn": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
     "vgg16_bn": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
 }
@@ -179,7 +198,9 @@ class VGG(nn.Sequential):
 
     Modules are named ``conv{stage}_{i}``, ``bn{stage}_{i}``, ``relu{stage}_{i}``,
     ``pool{stage}`` (1-based). With ``hidden=None`` the classifier is a single ``fc``
-    (the common CIFAR variant); otherwise ``fc1`` -> ``relu_fc1`` -> ``fc2``.
+    (the common CIFAR variant); otherwise ``fc1`` -> ``relu_fc1`` -> ``fc2``. With
+    ``global_pool`` the last pool's output is averaged over positions (``gap``, not
+    recorded, as in the seed study's network) instead of flattened.
     Convolutions keep their bias, as in the reference CIFAR implementations.
     """
 
@@ -193,6 +214,7 @@ class VGG(nn.Sequential):
         num_classes: int,
         image_size: int,
         hidden: int | None = None,
+        global_pool: bool = False,
     ) -> None:
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         recorded: list[str] = []
@@ -207,8 +229,12 @@ class VGG(nn.Sequential):
         side = image_size // 2 ** len(stages)
         if side < 1:
             raise ValueError(f"VGG: image_size {image_size} leaves no spatial extent")
-        layers["flatten"] = nn.Flatten()
-        features = channels * side * side
+        if global_pool:
+            layers["gap"] = GlobalAvgPool()
+            features = channels
+        else:
+            layers["flatten"] = nn.Flatten()
+            features = channels * side * side
         if hidden is None:
             layers["fc"] = nn.Linear(features, num_classes)
             recorded.append("fc")
@@ -236,17 +262,26 @@ def _vgg_stages(name: str, widths: Sequence[int] | None) -> list[list[int]]:
     return stages
 
 
-def _build_vgg_svhn(
+def _build_vgg7_bn_fc256(
     in_channels: int,
     num_classes: int,
     image_size: int,
     widths: Sequence[int] | None = None,
     hidden: int = 256,
 ) -> VGG:
-    """7-conv VGG-BN for SVHN with a 256-unit hidden classifier layer."""
-    (hidden,) = _positive_ints([hidden], 1, "vgg_svhn hidden")
-    stages = _vgg_stages("vgg_svhn", widths)
+    """7-conv VGG-BN (64-256, three pools) with a 256-unit hidden classifier layer."""
+    (hidden,) = _positive_ints([hidden], 1, "vgg7_bn_fc256 hidden")
+    stages = _vgg_stages("vgg7_bn_fc256", widths)
     return VGG(stages, in_channels, num_classes, image_size, hidden=hidden)
+
+
+def _build_vgg_svhn_seed(
+    in_channels: int, num_classes: int, image_size: int, widths: Sequence[int] | None = None
+) -> VGG:
+    """The seed study's VGG_SVHN: 7 conv-BN-ReLU (32, 32, 64, 64, 128, 128, 256), a 2x2 max
+    pool after each of four stages, global average pooling and one linear layer."""
+    stages = _vgg_stages("vgg_svhn_seed", widths)
+    return VGG(stages, in_channels, num_classes, image_size, global_pool=True)
 
 
 def _build_vgg11_bn(
@@ -454,10 +489,23 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("lenet5", LeNet5, 16, "LeNet-5 (ReLU, max pool); conv1 padded on 28x28 inputs"),
         ModelSpec(
-            "vgg_svhn",
-            _build_vgg_svhn,
+            "lenet5_seed",
+            _build_lenet5_seed,
+            16,
+            "the seed study's LeNet-5: no padding, average pools; records ReLUs and logits",
+        ),
+        ModelSpec(
+            "vgg7_bn_fc256",
+            _build_vgg7_bn_fc256,
             8,
-            "7-conv VGG-BN (64,64,M,128,128,M,256,256,256,M) + 256-unit hidden fc, for SVHN",
+            "7-conv VGG-BN (64,64,M,128,128,M,256,256,256,M) + 256-unit hidden fc",
+        ),
+        ModelSpec(
+            "vgg_svhn_seed",
+            _build_vgg_svhn_seed,
+            16,
+            "the seed study's VGG_SVHN: 7-conv VGG-BN (32,32,M,64,64,M,128,128,M,256,M), "
+            "global average pool, one linear layer",
         ),
         ModelSpec("vgg11_bn", _build_vgg11_bn, 32, "CIFAR VGG-11-BN with one linear classifier"),
         ModelSpec("vgg16_bn", _build_vgg16_bn, 32, "CIFAR VGG-16-BN with one linear classifier"),
@@ -473,7 +521,7 @@ def build_model(
     """Build registered model ``name`` for square ``image_size`` inputs.
 
     ``arch_kwargs`` are architecture options (``widths``; ``stage_blocks`` for ResNets;
-    ``hidden`` for ``vgg_svhn``). The result carries ``recorded_layers``, ``output_layer`` and
+    ``hidden`` for ``vgg7_bn_fc256``). The result carries ``recorded_layers``, ``output_layer`` and
     ``arch`` (all build arguments, JSON-serialisable) so it can be recreated by :func:`rebuild`.
     Initialisation draws from torch's global RNG: seed it first for reproducible weights.
     """
