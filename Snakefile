@@ -81,10 +81,17 @@ include: "rules/similarity.smk"
 include: "rules/figures.smk"
 
 
-# The default target: every output the README lists (each model's files, the comparisons,
-# the aggregates) and every figure.
+# Every file but the figures: the prepared data, each model's files, the comparisons and
+# the aggregates. As targets, a deleted one is rebuilt instead of being a forgotten
+# intermediate.
+rule numbers:
+    input:
+        every_output(),
+
+
+# The default target: every output the README lists and every figure.
 rule all:
     default_target: True
     input:
         rules.paper.input,
-        every_output(),
+        rules.numbers.input,

@@ -194,4 +194,5 @@ localrules:
     figure_units_per_round,
     key_numbers,
     paper,
+    numbers,
     all,
