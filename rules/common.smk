@@ -225,9 +225,8 @@ def run_context(wildcards):
     )
     seeds = ", ".join(str(s) for s in exp["seeds"])
     rate = ""
-    if (
-        "imp" in pruning["methods"]
-    ):  # the only method with a rate (random ones mirror it)
+    # IMP is the only method with a rate (the random ones mirror its masks)
+    if "imp" in pruning["methods"]:
         rate = f"; IMP removes {pruning['rate']} of the remaining prunable weights per round"
         rate += f" ({pruning['scope']} scope)"
     return (
