@@ -7,7 +7,13 @@ only values that change its outputs (prunesim.config.result_values) plus its cod
 from pathlib import Path
 
 from prunesim.code_identity import code_digest
-from prunesim.config import execution_only_keys, main_metrics, result_values
+from prunesim.config import (
+    execution_only_keys,
+    experiment_summary,
+    figure_parts,
+    figure_views,
+    result_values,
+)
 from prunesim.device import gpus_reserved
 from prunesim.layout import (
     FIGURES,
@@ -179,27 +185,14 @@ def experiment_files(name):
     return files
 
 
-def figure_parts(exp):
-    """'main', and 'companion' where metrics are left over for it."""
-    metrics = config["experiments"][exp]["similarity"]["metrics"]
-    main = main_metrics(metrics, config["experiments"][exp]["figures"]["main_metrics"])
-    return ["main", "companion"] if set(metrics) - set(main) else ["main"]
-
-
-def figure_views(exp):
-    """The views that get figures of their own: figures.views, or every computed view."""
-    experiment = config["experiments"][exp]
-    return experiment["figures"]["views"] or experiment["similarity"]["views"]
-
-
 def paper_figures():
     """Every figure (PDF and PNG) of every experiment, and its key numbers."""
     files = []
     for exp in config["experiments"]:
-        views = figure_views(exp)
+        views = figure_views(config["experiments"][exp])
         per_view = expand(
             f"{FIGURES}/{exp}/similarity_{{part}}_{{view}}",
-            part=figure_parts(exp),
+            part=figure_parts(config["experiments"][exp]),
             view=views,
         )
         for name in ("layer_heatmaps", "metric_agreement", "similarity_vs_accuracy"):
@@ -216,24 +209,7 @@ def paper_figures():
 
 def run_context(wildcards):
     """One sentence on what an experiment ran, for the report's captions."""
-    exp = config["experiments"][wildcards.exp]
-    dataset = exp["dataset"]
-    pruning = exp["pruning"]
-    methods = "; ".join(
-        f"{METHODS[m].label}, {METHODS[m].count_rounds(pruning)} rounds"
-        for m in pruning["methods"]
-    )
-    seeds = ", ".join(str(s) for s in exp["seeds"])
-    rate = ""
-    # IMP is the only method with a rate (the random ones mirror its masks)
-    if "imp" in pruning["methods"]:
-        rate = f"; IMP removes {pruning['rate']} of the remaining prunable weights per round"
-        rate += f" ({pruning['scope']} scope)"
-    return (
-        f"Experiment {wildcards.exp}: {exp['model']} on {dataset['name']} "
-        f"({dataset['probe_size']} probe images from its test split), seeds {seeds}; "
-        f"{methods}{rate}."
-    )
+    return experiment_summary(wildcards.exp, config["experiments"][wildcards.exp])
 
 
 def files_read_not_rewritten(jobs):

@@ -519,3 +519,22 @@ def test_schema_methods_are_the_registry(schema):
     from prunesim.methods import METHODS
 
     assert _enum(schema, "pruning", "properties", "methods", "items") == set(METHODS)
+
+
+def test_figure_targets_and_summary_follow_the_validated_experiment(schema):
+    from prunesim.config import experiment_summary, figure_parts, figure_views
+
+    exp = validate(_minimal(), schema)["experiments"]["exp1"]
+    assert figure_views(exp) == ["flatten", "gap", "channels"]
+    assert figure_parts(exp) == ["main", "companion"]
+    assert experiment_summary("exp1", exp) == (
+        "Experiment exp1: lenet5 on mnist5k (1000 probe images from its test split), seeds 0; "
+        "IMP, 5 rounds; retrain only, 5 rounds; random (layerwise), 5 rounds; IMP removes 0.4 "
+        "of the remaining prunable weights per round (global scope)."
+    )
+    only_two = _minimal(
+        similarity={"metrics": ["cka_linear", "nbs"], "views": ["gap"]},
+        figures={"main_metrics": ["cka_linear", "nbs"]},
+    )
+    exp = validate(only_two, schema)["experiments"]["exp1"]
+    assert figure_views(exp) == ["gap"] and figure_parts(exp) == ["main"]

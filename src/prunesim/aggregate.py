@@ -69,6 +69,11 @@ OVER_SEEDS = {
 }
 
 
+def settings_of(ds: xr.Dataset) -> dict:
+    """The comparison settings a similarity or aggregate Dataset was computed with."""
+    return json.loads(ds.attrs.get("settings", "{}"))
+
+
 def over_seeds(similarity: xr.DataArray, confidence: float) -> xr.Dataset:
     """Mean, standard deviation and t interval of ``similarity`` over its ``seed`` dim: the
     interval only where three or more seeds are defined (with two, a t interval spans
@@ -192,7 +197,7 @@ def aggregate_results(
         combined = xr.merge(
             [combined, seeds_ds], combine_attrs="override", join="exact", compat="no_conflicts"
         )
-    settings = json.loads(combined.attrs.get("settings", "{}"))
-    combined = combined.merge(over_seeds(combined.similarity, settings.get("confidence", 0.95)))
+    confidence = settings_of(combined).get("confidence", 0.95)
+    combined = combined.merge(over_seeds(combined.similarity, confidence))
     combined.attrs.update(attrs or {})
     return combined

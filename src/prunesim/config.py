@@ -230,6 +230,38 @@ def main_metrics(computed: list[str], chosen: list[str] | tuple[str, ...] = ()) 
     return [m for m in DEFAULT_MAIN_METRICS if m in computed] or list(computed[:2])
 
 
+def figure_views(exp: dict) -> list[str]:
+    """The views of a validated experiment that get figures of their own: figures.views, or
+    every computed view."""
+    return exp["figures"]["views"] or exp["similarity"]["views"]
+
+
+def figure_parts(exp: dict) -> list[str]:
+    """The similarity-vs-round figures of a validated experiment: 'main', and 'companion'
+    where metrics are left over for it."""
+    metrics = exp["similarity"]["metrics"]
+    main = main_metrics(metrics, exp["figures"]["main_metrics"])
+    return ["main", "companion"] if set(metrics) - set(main) else ["main"]
+
+
+def experiment_summary(name: str, exp: dict) -> str:
+    """One sentence on what a validated experiment runs (the report's captions start with it)."""
+    dataset, pruning = exp["dataset"], exp["pruning"]
+    methods = "; ".join(
+        f"{METHODS[m].label}, {METHODS[m].count_rounds(pruning)} rounds" for m in pruning["methods"]
+    )
+    seeds = ", ".join(str(s) for s in exp["seeds"])
+    rate = ""
+    # IMP is the only method with a rate (the random ones mirror its masks)
+    if "imp" in pruning["methods"]:
+        rate = f"; IMP removes {pruning['rate']} of the remaining prunable weights per round"
+        rate += f" ({pruning['scope']} scope)"
+    return (
+        f"Experiment {name}: {exp['model']} on {dataset['name']} ({dataset['probe_size']} "
+        f"probe images from its test split), seeds {seeds}; {methods}{rate}."
+    )
+
+
 def _check_figures(key: str, exp: dict) -> None:
     """The figures block asks only for what the experiment computes."""
     figures, similarity = exp["figures"], exp["similarity"]

@@ -12,7 +12,6 @@ sample pairs above ``pairwise_max_samples``, ...), in full, under the figure.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import textwrap
@@ -31,13 +30,14 @@ import xarray as xr  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
-from scipy.stats import norm, spearmanr  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from prunesim import config  # noqa: E402
-from prunesim.aggregate import NO_SUCH_ROUND, over_seeds  # noqa: E402
+from prunesim.aggregate import NO_SUCH_ROUND, over_seeds, settings_of  # noqa: E402
 from prunesim.io import atomic_path  # noqa: E402
 from prunesim.methods import METHODS  # noqa: E402
 from prunesim.metrics import REGISTRY as METRICS_REGISTRY  # noqa: E402
+from prunesim.metrics.calibration import chance_corrected, normal_quantile  # noqa: E402
 
 log = logging.getLogger(__name__)
 # fontTools logs every glyph of every font it subsets into a PDF at INFO: not job news
@@ -121,13 +121,9 @@ def companion_metrics(ds: xr.Dataset, chosen: list[str] | tuple[str, ...] = ()) 
     return [m for m in ds.metric.values if m not in main]
 
 
-def _settings(ds: xr.Dataset) -> dict:
-    return json.loads(ds.attrs.get("settings", "{}"))
-
-
 def _z(ds: xr.Dataset) -> tuple[float, float]:
-    confidence = float(_settings(ds).get("confidence", 0.95))
-    return confidence, float(norm.ppf(0.5 + confidence / 2))
+    confidence = float(settings_of(ds).get("confidence", 0.95))
+    return confidence, normal_quantile(confidence)
 
 
 def _matched(da: xr.DataArray) -> xr.DataArray:
@@ -230,7 +226,7 @@ def _scored(ds: xr.Dataset, view: str, score: str, matched: bool = True) -> Scor
         )
 
         def corrected(v, base):
-            return (v - base) / (perfect - base)
+            return chance_corrected(v, base, perfect)
 
         low, high = _ordered(corrected(low, null), corrected(high, null))
         value = corrected(value, null)
@@ -1001,7 +997,7 @@ def key_numbers(
     undefined = (
         reasons.map(reason_kind).value_counts().rename_axis("reason").reset_index(name="values")
     )
-    settings = _settings(ds)
+    settings = settings_of(ds)
     with atomic_path(csv_path) as tmp:
         similarity.to_csv(tmp, index=False)
     page = [

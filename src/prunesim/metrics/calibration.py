@@ -169,6 +169,17 @@ class Summary:
     ci_high: np.ndarray
 
 
+def normal_quantile(confidence: float) -> float:
+    """z with a central ``confidence`` share of a standard normal within ±z (1.96 at 0.95)."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def chance_corrected(values, null_mean, perfect):
+    """(value - chance) / (perfect - chance): 0 at the chance level, 1 for identical
+    representations, for a similarity and a distance alike (arrays or DataArrays)."""
+    return (values - null_mean) / (perfect - null_mean)
+
+
 def summarize(
     values: np.ndarray,
     null: np.ndarray | None,
@@ -204,12 +215,12 @@ def summarize(
             toward = np.where(toward == 0, 1.0, toward)
             as_similar = finite & ((null - values[..., None]) * toward >= -slack)
             summary.p_value = np.where(enough, (1 + as_similar.sum(axis=-1)) / (1 + count), np.nan)
-            summary.corrected = (values - summary.null_mean) / (perfect - summary.null_mean)
+            summary.corrected = chance_corrected(values, summary.null_mean, perfect)
         if boot is not None and boot.shape[-1]:
             enough = (np.isfinite(boot).sum(axis=-1) >= 2) & np.isfinite(values)
             summary.bootstrap_std = np.where(enough, _nanstd(boot), np.nan)
             summary.bootstrap_bias = np.where(enough, _nanmean(boot) - values, np.nan)
-            half = NormalDist().inv_cdf(0.5 + confidence / 2) * summary.bootstrap_std
+            half = normal_quantile(confidence) * summary.bootstrap_std
             low, high = values - half, values + half
             # never beyond a perfect value: below it for a similarity, above it for a distance
             # (a value equal to perfect has identical resamples, so a zero half-width)
