@@ -19,6 +19,7 @@ from prunesim.layout import (
     FIGURES,
     MODEL_FILES,
     RESULTS,
+    REWIND_FILE,
     aggregate_file,
     checkpoint_identity,
     model_dir,
@@ -26,11 +27,14 @@ from prunesim.layout import (
     stage_identity,
 )
 from prunesim.methods import (
+    DENSE_MASK,
     DENSE_MODEL,
     IMP_MASK,
     METHODS,
     PREVIOUS_MASK,
     PREVIOUS_MODEL,
+    REWIND_POINT,
+    rewind_epoch,
 )
 
 # GPUs a training or extraction job reserves: one when the config asks for CUDA, none for
@@ -152,6 +156,7 @@ def every_output():
         files += [
             f"{folder}/{name}" for folder in sorted(folders) for name in MODEL_FILES
         ]
+        files += [f"{model_dir(exp, seed)}/{REWIND_FILE}" for seed in seeds(exp)]
         files += [seed_pair_file(exp, p) for p in seed_pairs(exp)]
     return files
 
@@ -164,6 +169,8 @@ def round_inputs(wildcards):
         PREVIOUS_MODEL: f"{previous}/model.pt",
         PREVIOUS_MASK: f"{previous}/mask.pt",
         DENSE_MODEL: f"{model_dir(exp, seed)}/model.pt",
+        DENSE_MASK: f"{model_dir(exp, seed)}/mask.pt",
+        REWIND_POINT: f"{model_dir(exp, seed)}/{REWIND_FILE}",
         IMP_MASK: f"{model_dir(exp, seed, 'imp', r)}/mask.pt",
     }
     return {role: paths[role] for role in METHODS[wildcards.method].starts_from}

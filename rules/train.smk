@@ -18,13 +18,14 @@ rule prepare_data:
 
 
 rule train_dense:
-    """Train the dense network of one seed."""
+    """Train the dense network of one seed; keep its state at the rewind epoch."""
     input:
         data=rules.prepare_data.output[0],
     output:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/model.pt",
         mask=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/mask.pt",
         summary=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/summary.json",
+        rewind=f"{RESULTS}/{{exp}}/seed{{seed}}/dense/{REWIND_FILE}",
     log:
         f"{RESULTS}/{{exp}}/seed{{seed}}/dense/train.log",
     benchmark:
@@ -40,6 +41,9 @@ rule train_dense:
         arch=lambda wc: experiment(wc)["model"],
         train=results_of("train"),
         prune_output_layer=lambda wc: experiment(wc)["pruning"]["prune_output_layer"],
+        rewind_epoch=lambda wc: rewind_epoch(
+            experiment(wc)["pruning"], experiment(wc)["train"]
+        ),
         code=CODE["train_dense"],
     script:
         "../workflow/scripts/train_dense.py"

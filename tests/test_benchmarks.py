@@ -44,3 +44,19 @@ def test_streaming_memory_benchmark_prints_a_row_per_sample_count():
     assert [row[0] for row in rows] == ["300", "600"]
     for _, _, seconds, peak_mib, ratio in rows:  # n, store MiB, seconds, peak RSS, RSS ratio
         assert float(seconds) > 0 and float(peak_mib) > 0 and float(ratio) > 0
+
+
+def test_training_cost_prints_a_row_per_experiment_with_the_grids_epochs():
+    script = SCRIPT.with_name("training_cost.py")
+    config = SCRIPT.parents[1] / "config" / "smoke.yaml"
+    result = subprocess.run(
+        [sys.executable, str(script), str(config), "--images", "64"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| smoke |")]
+    # two seeds x (2 dense epochs + 2 rounds x 2 epochs for IMP and for random_layerwise)
+    assert len(rows) == 1 and "| 512 | 20 |" in rows[0]
+    assert "hours of training on cpu" in result.stdout

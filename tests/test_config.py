@@ -108,16 +108,30 @@ def test_minimal_experiment_gets_every_default(schema):
         "epochs": 8,
         "batch_size": 64,
         "augment": "none",
+        "clip_grad_norm": None,
     }
     assert exp["pruning"] == {
         "methods": ["imp", "retrain_only", "random_layerwise"],
         "rounds": 5,
         "rate": 0.4,
         "scope": "global",
+        "retrain_epochs": None,  # train.epochs
         "prune_output_layer": False,
-        # finetune_epochs: null (the methods' settings read it as train.epochs)
-        "epruner": {"betas": [0.85, 0.9, 0.95], "finetune_epochs": None},
-        "cka_layers": {"blocks": 2, "finetune_epochs": None, "criterion_samples": 1000},
+        # finetune_epochs: null (the methods' settings read it as the schedule's own epochs)
+        "epruner": {
+            "betas": [0.85, 0.9, 0.95],
+            "initialisation": "authors",
+            "vgg_late_beta": {"from_conv": 8, "beta": 0.92},
+            "finetune_schedule": "authors",
+            "finetune_epochs": None,
+        },
+        "cka_layers": {
+            "blocks": 2,
+            "candidates": "authors",
+            "finetune_schedule": "authors",
+            "finetune_epochs": None,
+            "criterion_samples": 1000,
+        },
     }
     assert exp["activations"] == {"batch_size": 500}
     assert exp["similarity"]["metrics"] == list(prunesim.metrics.METRICS)
@@ -207,7 +221,10 @@ def test_given_values_are_not_overwritten_by_defaults(schema):
         (
             {
                 "model": "resnet20",
-                "pruning": {"methods": ["cka_layers"], "cka_layers": {"blocks": 8}},
+                "pruning": {
+                    "methods": ["cka_layers"],
+                    "cka_layers": {"blocks": 8, "candidates": "any_non_downsampling"},
+                },
             },
             "experiments.exp1.pruning.cka_layers.blocks",
             "only 7 removable (non-downsampling) blocks",
@@ -305,6 +322,73 @@ def test_invalid_value_raises_config_error_naming_key_and_expectation(
     message = _config_error(_minimal(**experiment), schema)
     assert f"config key {key}:" in message
     assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("pruning", "key", "expected"),
+    [
+        (
+            {"methods": ["cka_layers"], "cka_layers": {"blocks": 4}},
+            "pruning.cka_layers.blocks",
+            "4, but 'resnet20' has only 3 blocks removable under candidates 'authors'",
+        ),
+        (
+            {"methods": ["cka_layers"], "cka_layers": {"candidates": "first_blocks"}},
+            "pruning.cka_layers.candidates",
+            "'authors', 'any_non_downsampling'",
+        ),
+        (
+            {"methods": ["epruner"], "epruner": {"initialisation": "random"}},
+            "pruning.epruner.initialisation",
+            "'authors' (as the authors' code",
+        ),
+        (
+            {"methods": ["epruner"], "epruner": {"vgg_late_beta": {"from_conv": 8}}},
+            "pruning.epruner.vgg_late_beta",
+            "VGG models only",
+        ),
+        (
+            {"methods": ["epruner"], "epruner": {"vgg_late_beta": {"from_conv": 8, "beta": 0}}},
+            "pruning.epruner.vgg_late_beta.beta",
+            "a positive preference scale",
+        ),
+        (
+            {"methods": ["epruner"], "epruner": {"finetune_schedule": "paper"}},
+            "pruning.epruner.finetune_schedule",
+            "'experiment' (the experiment's train block)",
+        ),
+    ],
+    ids=[
+        "cka_authors_too_many_blocks",
+        "cka_unknown_candidates",
+        "epruner_unknown_initialisation",
+        "epruner_late_beta_without_beta",
+        "epruner_late_beta_not_positive",
+        "epruner_unknown_schedule",
+    ],
+)
+def test_invalid_structured_settings_name_key_and_expectation(schema, pruning, key, expected):
+    message = _config_error(_minimal(model="resnet20", pruning=pruning), schema)
+    assert f"config key experiments.exp1.{key}:" in message
+    assert expected in message
+
+
+def test_structured_settings_accept_the_present_behaviour_and_no_late_beta(schema):
+    """The earlier behaviour stays a named option: every block with an identity shortcut (7 on
+    ResNet-20), inherited tensors, no late beta, the experiment's schedule."""
+    pruning = {
+        "methods": ["epruner", "cka_layers"],
+        "epruner": {
+            "initialisation": "inherit",
+            "vgg_late_beta": None,
+            "finetune_schedule": "experiment",
+        },
+        "cka_layers": {"blocks": 7, "candidates": "any_non_downsampling"},
+    }
+    config = validate(_minimal(model="resnet20", pruning=pruning), schema)
+    block = config["experiments"]["exp1"]["pruning"]
+    assert block["epruner"]["vgg_late_beta"] is None
+    assert block["cka_layers"]["finetune_schedule"] == "authors"  # the default
 
 
 def test_mnist_with_empty_data_root_names_the_folder(schema, tmp_path):

@@ -41,6 +41,7 @@ def test_mnist5k_has_expected_shapes_and_dtypes(mnist5k_splits):
     assert s.train_y.dtype == np.int64 and s.test_y.dtype == np.int64
     assert (s.num_classes, s.channels, s.image_size) == (10, 1, 28)
     assert len(s.test_x) == get_spec("mnist5k").test_size(DataSettings(name="mnist5k"))
+    assert len(s.train_x) == get_spec("mnist5k").train_size(DataSettings(name="mnist5k"))
 
 
 def test_mnist5k_split_is_disjoint_and_covers_all_images(mnist5k_splits):
@@ -87,6 +88,7 @@ def test_synthetic_has_the_configured_shapes():
     assert spec.shape(settings) == (3, 20, 20)
     assert spec.num_classes(settings) == 4
     assert spec.test_size(settings) == 24
+    assert spec.train_size(settings) == len(s.train_x)
 
 
 def test_synthetic_is_deterministic_for_a_split_seed(synthetic_settings, synthetic_splits):

@@ -13,6 +13,7 @@ from prunesim.models import build_model
 def test_every_file_kind_the_jobs_read_has_a_checker():
     assert set(CHECKERS) == {
         "model.pt",
+        "rewind.pt",
         "mask.pt",
         "data.npz",
         "summary.json",
@@ -47,3 +48,11 @@ def test_checkpoint_expectations_are_applied(tmp_path):
         f"checkpoint {str(path)!r} is of another model: seed 0 where 2 was expected"
     ]
     assert torch.load(path, weights_only=True)["format"] == "prunesim.checkpoint/2"
+
+
+def test_a_damaged_rewind_point_is_reported(tmp_path):
+    rewind = tmp_path / "results" / "e" / "seed0" / "dense" / "rewind.pt"
+    rewind.parent.mkdir(parents=True)
+    rewind.write_bytes(b"not a checkpoint")
+    problems = check_files([rewind])
+    assert len(problems) == 1 and "rewind.pt" in problems[0]

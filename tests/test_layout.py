@@ -22,4 +22,9 @@ def test_a_checkpoint_path_says_which_model_it_must_hold():
         "e", 0, "dense"
     )
     assert checkpoint_identity("elsewhere/model.pt") is None
+    # the dense run's rewind point is the dense network's, at an earlier epoch
+    assert checkpoint_identity("results/e/seed0/dense/rewind.pt")[1] == stage_identity(
+        "e", 0, "dense"
+    )
+    assert checkpoint_identity("results/e/seed0/imp/round1/rewind.pt") is None
     assert checkpoint_identity("results/e/seed0/imp/round0/model.pt") is None  # not a stage

@@ -17,9 +17,22 @@ PRUNING = {
     "rounds": 3,
     "rate": 0.4,
     "scope": "global",
+    "retrain_epochs": None,
     "prune_output_layer": False,
-    "epruner": {"betas": [0.8, 0.9], "finetune_epochs": None},
-    "cka_layers": {"blocks": 2, "finetune_epochs": 1, "criterion_samples": 100},
+    "epruner": {
+        "betas": [0.8, 0.9],
+        "initialisation": "authors",
+        "vgg_late_beta": {"from_conv": 8, "beta": 0.92},
+        "finetune_schedule": "experiment",
+        "finetune_epochs": None,
+    },
+    "cka_layers": {
+        "blocks": 2,
+        "candidates": "authors",
+        "finetune_schedule": "experiment",
+        "finetune_epochs": 1,
+        "criterion_samples": 100,
+    },
 }
 TRAIN = {"epochs": 6}
 
@@ -37,6 +50,11 @@ def test_round_counts_follow_each_methods_own_setting():
     counts = {name: m.count_rounds(PRUNING) for name, m in METHODS.items()}
     assert counts == {
         "imp": 3,
+        "imp_oneshot": 3,
+        "imp_weight_rewind": 3,
+        "imp_weight_rewind_oneshot": 3,
+        "imp_finetune": 3,
+        "imp_finetune_oneshot": 3,
         "retrain_only": 3,
         "random_global": 3,
         "random_layerwise": 3,
@@ -48,11 +66,73 @@ def test_round_counts_follow_each_methods_own_setting():
 def test_settings_resolve_the_round_and_null_fine_tuning_epochs():
     assert METHODS["epruner"].settings(PRUNING, TRAIN, 2) == {
         "beta": 0.9,
+        "initialisation": "authors",
+        "vgg_late_beta": {"from_conv": 8, "beta": 0.92},
+        "finetune": {},  # finetune_schedule 'experiment': the train block as it is
         "finetune_epochs": 6,  # null: the experiment's train.epochs
         "include_output": False,
     }
-    assert METHODS["cka_layers"].settings(PRUNING, TRAIN, 1)["finetune_epochs"] == 1
-    assert METHODS["imp"].settings(PRUNING, TRAIN, 1) == {"rate": 0.4, "scope": "global"}
+    cka = METHODS["cka_layers"].settings(PRUNING, TRAIN, 1)
+    assert cka["finetune_epochs"] == 1 and cka["candidates"] == "authors"
+    assert METHODS["imp"].settings(PRUNING, TRAIN, 1) == {
+        "rate": 0.4,
+        "scope": "global",
+        "retraining": "lr_rewind",
+        "oneshot": False,
+        "retrain_epochs": 6,  # null: the experiment's train.epochs
+    }
+
+
+def test_structured_methods_fine_tune_with_the_authors_schedules():
+    """finetune_schedule 'authors' replaces the train block's optimizer and schedule with the
+    authors' (EPruner: 150 epochs, decay at 50 and 100; CKA: 200, decay at 100 and 150), and
+    null fine-tuning epochs become the schedule's own; given epochs shorten it."""
+    authors = {
+        "epruner": {**PRUNING["epruner"], "finetune_schedule": "authors"},
+        "cka_layers": {**PRUNING["cka_layers"], "finetune_schedule": "authors"},
+    }
+    pruning = {**PRUNING, **authors}
+    epruner = METHODS["epruner"].settings(pruning, TRAIN, 1)
+    assert epruner["finetune_epochs"] == 150
+    assert epruner["finetune"] == {
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.005,
+        "schedule": "multistep",
+        "milestones": [50, 100],
+        "gamma": 0.1,
+        "epochs": 150,
+        "batch_size": 256,
+    }
+    cka = METHODS["cka_layers"].settings(pruning, TRAIN, 1)
+    assert cka["finetune_epochs"] == 1  # given: the schedule shortened to it
+    assert cka["finetune"]["epochs"] == 200 and cka["finetune"]["milestones"] == [100, 150]
+    assert cka["finetune"]["nesterov"] is True and cka["finetune"]["batch_size"] == 128
+    # every replaced value is a key of the train block
+    from prunesim.training import TrainSettings
+
+    fields = set(TrainSettings.__dataclass_fields__)
+    assert set(epruner["finetune"]) <= fields and set(cka["finetune"]) <= fields
+
+
+def test_imp_variants_start_from_what_their_retraining_and_schedule_need():
+    budget = {**PRUNING, "retrain_epochs": 2}
+    for name, entry in METHODS.items():
+        if not name.startswith("imp"):
+            continue
+        settings = entry.settings(budget, TRAIN, 1)
+        assert settings["retrain_epochs"] == 2
+        assert settings["oneshot"] == name.endswith("_oneshot")
+        mode = {"imp_weight": "weight_rewind", "imp_finetu": "finetune"}.get(name[:10], "lr_rewind")
+        assert settings["retraining"] == mode
+        first = ("dense", "dense_mask") if settings["oneshot"] else ("model", "mask")
+        assert entry.starts_from[:2] == first
+        assert ("rewind" in entry.starts_from) == (mode == "weight_rewind")
+    # every masked control shares IMP's budget, so "retrained exactly as IMP" stays true
+    for name in ("retrain_only", "random_global", "random_layerwise"):
+        assert METHODS[name].settings(budget, TRAIN, 1)["retrain_epochs"] == 2
 
 
 def test_method_seeds_are_fixed_numbers_of_the_name_alone():

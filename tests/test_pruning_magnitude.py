@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunesim.pruning.magnitude import SCOPES, magnitude_step
+from prunesim.pruning.magnitude import SCOPES, kept_after, magnitude_oneshot, magnitude_step
 from prunesim.pruning.masks import (
     apply_masks,
     full_masks,
@@ -323,3 +323,43 @@ def test_without_gradient_masking_momentum_would_revive_pruned_weights(
     p = model.fc1.weight
     assert bool((optimizer.state[p]["momentum_buffer"][~masks["fc1.weight"]] != 0).any())
     assert bool((p.detach()[~masks["fc1.weight"]] != 0).any())
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("steps", [1, 3])
+def test_one_shot_keeps_iterative_imps_count_and_the_largest_weights(make_model, scope, steps):
+    model = make_model()
+    dense = full_masks(model)
+    oneshot = magnitude_oneshot(model, dense, 0.3, steps, scope)
+    iterative = dense
+    for _ in range(steps):  # the same weights throughout: only the counts are compared
+        iterative = magnitude_step(model, iterative, 0.3, scope)
+    assert is_nested(oneshot, dense)
+    if scope == "global":
+        assert _kept(oneshot) == _kept(iterative)
+        assert _kept(oneshot) == kept_after(LENET_TOTAL, 0.3, steps)
+        groups = [list(dense)]
+    else:
+        for name in dense:
+            assert int(oneshot[name].sum()) == int(iterative[name].sum())
+            assert int(oneshot[name].sum()) == kept_after(LENET_PRUNABLE[name], 0.3, steps)
+        groups = [[name] for name in dense]
+    for names in groups:  # within what is ranked together, every kept weight is the larger
+        part = {n: oneshot[n] for n in names}
+        kept = _magnitudes(model, part, lambda n: oneshot[n])
+        removed = _magnitudes(model, part, lambda n: ~oneshot[n])
+        assert kept.min() >= removed.max()
+
+
+def test_kept_after_rounds_each_step_as_magnitude_step_does():
+    assert kept_after(60630, 0.4, 0) == 60630
+    assert kept_after(10, 0.25, 1) == 8  # round(2.5) = 2 (banker's rounding) removed
+    assert kept_after(10, 0.25, 2) == 6  # then round(2.0) = 2
+
+
+def test_one_shot_needs_a_step_and_a_valid_rate(make_model):
+    model = make_model()
+    with pytest.raises(ValueError, match="at least one step"):
+        magnitude_oneshot(model, full_masks(model), 0.3, 0)
+    with pytest.raises(ValueError, match="rate must be in"):
+        magnitude_oneshot(model, full_masks(model), 1.0, 2)

@@ -16,6 +16,8 @@ from prunesim.training import (
     SCHEDULES,
     TrainingDivergedError,
     TrainSettings,
+    final_lr,
+    finetuning,
     train,
 )
 
@@ -120,6 +122,74 @@ def test_multistep_schedule_multiplies_lr_by_gamma_after_each_milestone(make_mod
 
 def test_constant_schedule_keeps_lr(make_model, tiny_splits):
     assert _lrs(make_model, tiny_splits, schedule="constant", lr=0.02, epochs=3) == [0.02] * 3
+
+
+@pytest.mark.parametrize(
+    "schedule", [{"schedule": "cosine"}, {"schedule": "multistep", "milestones": (2, 4)}]
+)
+def test_resumed_training_runs_the_schedules_last_epochs(make_model, tiny_splits, schedule):
+    full = _lrs(make_model, tiny_splits, lr=0.1, epochs=5, **schedule)
+    settings = replace(FAST, lr=0.1, epochs=5, **schedule)
+    result = train(make_model(image_size=16), tiny_splits, settings, 0, device=CPU, epochs_done=3)
+    assert [r["epoch"] for r in result.history] == [4, 5]
+    assert [r["lr"] for r in result.history] == pytest.approx(full[3:], rel=1e-12)
+    assert final_lr(settings) == pytest.approx(full[-1], rel=1e-12)
+
+
+def test_fine_tuning_holds_the_final_learning_rate(make_model, tiny_splits):
+    settings = replace(FAST, lr=0.1, epochs=4, schedule="multistep", milestones=(1, 3), gamma=0.5)
+    tuned = finetuning(settings, 3)
+    assert (tuned.schedule, tuned.lr, tuned.epochs) == ("constant", 0.025, 3)
+    result = train(make_model(image_size=16), tiny_splits, tuned, 0, device=CPU)
+    assert [r["lr"] for r in result.history] == [0.025] * 3
+
+
+def test_the_kept_state_is_the_networks_at_that_epoch(make_model, tiny_splits):
+    model = make_model(image_size=16)
+    initial = _state(model)
+    settings = replace(FAST, epochs=2)
+    at_start = train(model, tiny_splits, settings, 0, device=CPU, keep_state_at=0).kept_state
+    assert all(torch.equal(initial[k], at_start[k]) for k in initial)
+    model = make_model(image_size=16)
+    at_end = train(model, tiny_splits, settings, 0, device=CPU, keep_state_at=2).kept_state
+    final = _state(model)
+    assert all(torch.equal(final[k], at_end[k]) for k in final)
+    # the state after epoch 1 of a 2-epoch run: an epoch's update after it is what differs
+    model = make_model(image_size=16)
+    middle = train(model, tiny_splits, settings, 0, device=CPU, keep_state_at=1).kept_state
+    assert not all(torch.equal(final[k], middle[k]) for k in final)
+    assert not all(torch.equal(initial[k], middle[k]) for k in initial)
+
+
+def test_resuming_or_keeping_outside_the_schedule_is_refused(make_model, tiny_splits):
+    model = make_model(image_size=16)
+    with pytest.raises(ValueError, match="epochs_done 3 outside 0..2"):
+        train(model, tiny_splits, replace(FAST, epochs=2), 0, device=CPU, epochs_done=3)
+    with pytest.raises(ValueError, match="keep_state_at 0 outside 1..2"):
+        train(
+            model,
+            tiny_splits,
+            replace(FAST, epochs=2),
+            0,
+            device=CPU,
+            epochs_done=1,
+            keep_state_at=0,
+        )
+
+
+def test_clipping_bounds_every_steps_gradient_norm(make_model, tiny_splits):
+    # one step of plain SGD (a single batch, no momentum or decay): the update is lr x gradient
+    one_step = replace(FAST, lr=1.0, momentum=0.0, weight_decay=0.0, batch_size=40, epochs=1)
+
+    def update_norm(settings) -> float:
+        model = make_model(image_size=16)
+        before = _state(model)
+        train(model, tiny_splits, settings, seed=0, device=CPU)
+        after = _state(model)
+        return math.sqrt(sum(float(((after[k] - before[k]) ** 2).sum()) for k in after))
+
+    assert update_norm(replace(one_step, clip_grad_norm=1e-3)) == pytest.approx(1e-3, rel=1e-3)
+    assert update_norm(one_step) > 1e-2
 
 
 @pytest.mark.parametrize("augment", AUGMENTATIONS)

@@ -196,6 +196,13 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"config key {key}.train.milestones: {milestones} (expected strictly increasing "
             f"epochs within 1..{train['epochs'] - 1}; the LR changes after each milestone epoch)"
         )
+    budget = exp["pruning"]["retrain_epochs"]
+    if budget is not None and budget > train["epochs"]:
+        raise ConfigError(
+            f"config key {key}.pruning.retrain_epochs: {budget} exceeds train.epochs "
+            f"{train['epochs']} (expected at most {train['epochs']}: rewinding retrains with "
+            "the schedule's last epochs)"
+        )
     from prunesim.models import MODELS  # torch import: only after the cheap checks pass
 
     channels, height, _ = spec.shape(data)
@@ -252,8 +259,8 @@ def experiment_summary(name: str, exp: dict) -> str:
     )
     seeds = ", ".join(str(s) for s in exp["seeds"])
     rate = ""
-    # IMP is the only method with a rate (the random ones mirror its masks)
-    if "imp" in pruning["methods"]:
+    # only IMP's variants have a rate (the random ones mirror IMP's masks)
+    if any(m.startswith("imp") for m in pruning["methods"]):
         rate = f"; IMP removes {pruning['rate']} of the remaining prunable weights per round"
         rate += f" ({pruning['scope']} scope)"
     return (

@@ -86,6 +86,7 @@ class DatasetSpec:
     shape: Callable[[DataSettings], tuple[int, int, int]]  # (channels, height, width)
     num_classes: Callable[[DataSettings], int]
     test_size: Callable[[DataSettings], int]
+    train_size: Callable[[DataSettings], int]
     load: Callable[[DataSettings], Splits]
     required_files: tuple[str, ...] = ()  # relative to data_root; empty = embedded
     fill_hint: str = ""
@@ -209,6 +210,7 @@ DATASETS: dict[str, DatasetSpec] = {
             shape=lambda s: (1, 28, 28),
             num_classes=lambda s: 10,
             test_size=_mnist5k_test_size,
+            train_size=lambda s: 5000 - _mnist5k_test_size(s),
             load=_load_mnist5k,
         ),
         DatasetSpec(
@@ -217,6 +219,7 @@ DATASETS: dict[str, DatasetSpec] = {
             shape=lambda s: (1, 28, 28),
             num_classes=lambda s: 10,
             test_size=lambda s: 10_000,
+            train_size=lambda s: 60_000,
             load=_torchvision_loader("MNIST", channels_last=False, split_arg="train"),
             required_files=tuple(f"MNIST/raw/{f}" for f in _MNIST_RAW),
             fill_hint="torchvision.datasets.MNIST(root=DATA_ROOT, download=True)",
@@ -227,6 +230,7 @@ DATASETS: dict[str, DatasetSpec] = {
             shape=lambda s: (1, 28, 28),
             num_classes=lambda s: 10,
             test_size=lambda s: 10_000,
+            train_size=lambda s: 60_000,
             load=_torchvision_loader("FashionMNIST", channels_last=False, split_arg="train"),
             required_files=tuple(f"FashionMNIST/raw/{f}" for f in _MNIST_RAW),
             fill_hint="torchvision.datasets.FashionMNIST(root=DATA_ROOT, download=True)",
@@ -237,6 +241,7 @@ DATASETS: dict[str, DatasetSpec] = {
             shape=lambda s: (3, 32, 32),
             num_classes=lambda s: 10,
             test_size=lambda s: 10_000,
+            train_size=lambda s: 50_000,
             load=_torchvision_loader("CIFAR10", channels_last=True, split_arg="train"),
             required_files=tuple(
                 f"cifar-10-batches-py/{f}"
@@ -250,6 +255,7 @@ DATASETS: dict[str, DatasetSpec] = {
             shape=lambda s: (3, 32, 32),
             num_classes=lambda s: 10,
             test_size=lambda s: 26_032,
+            train_size=lambda s: 73_257,
             load=_torchvision_loader("SVHN", channels_last=False, split_arg="split"),
             required_files=("train_32x32.mat", "test_32x32.mat"),
             fill_hint="torchvision.datasets.SVHN(root=DATA_ROOT, split='train'|'test', download=True)",
@@ -264,6 +270,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             num_classes=lambda s: _synthetic_settings(s).num_classes,
             test_size=lambda s: _synthetic_settings(s).test_size,
+            train_size=lambda s: _synthetic_settings(s).train_size,
             load=_load_synthetic,
         ),
     )

@@ -43,6 +43,7 @@ def _store(path: str) -> None:
 
 CHECKERS: dict[str, Callable[[str], object]] = {
     "model.pt": _checkpoint,
+    "rewind.pt": _checkpoint,
     "mask.pt": _masks,
     "data.npz": _prepared_data,
     "summary.json": read_json,

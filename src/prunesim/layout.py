@@ -6,6 +6,7 @@ integrity checks at workflow start, and the tests.
     results/EXP/data.npz                       the split and probe set
     results/EXP/seedS/STAGE/                   one model: STAGE is 'dense' or 'METHOD/roundR'
         model.pt  mask.pt  summary.json  activations.zarr  similarity.nc
+    results/EXP/seedS/dense/rewind.pt          the dense run's state at the rewind epoch
     results/EXP/seeds/seedA_vs_seedB/similarity.nc   dense network vs dense network
     results/EXP/aggregate.nc                   every model and seed pair of the experiment
     results/figures/EXP/*.pdf|png
@@ -19,6 +20,7 @@ RESULTS = "results"
 FIGURES = f"{RESULTS}/figures"
 # The files of every model folder, in the order the README lists them.
 MODEL_FILES = ("model.pt", "mask.pt", "summary.json", "activations.zarr", "similarity.nc")
+REWIND_FILE = "rewind.pt"  # the dense run's state that weight rewinding returns to
 STAGE_PATTERN = r"dense|[a-z][a-z_]*/round[1-9][0-9]*"
 
 
@@ -59,7 +61,8 @@ def stage_identity(exp: str, seed: int, stage_: str) -> dict:
 
 
 CHECKPOINT_PATH = re.compile(
-    rf"{RESULTS}/(?P<exp>[^/]+)/seed(?P<seed>[0-9]+)/(?P<stage>{STAGE_PATTERN})/model\.pt"
+    rf"{RESULTS}/(?P<exp>[^/]+)/seed(?P<seed>[0-9]+)/(?:(?P<stage>{STAGE_PATTERN})/model|"
+    r"dense/rewind)\.pt"
 )
 
 
@@ -69,4 +72,4 @@ def checkpoint_identity(path: str) -> tuple[str, dict] | None:
     match = CHECKPOINT_PATH.fullmatch(path)
     if match is None:
         return None
-    return match["exp"], stage_identity(match["exp"], match["seed"], match["stage"])
+    return match["exp"], stage_identity(match["exp"], match["seed"], match["stage"] or "dense")

@@ -23,15 +23,58 @@ PREVIOUS_MODEL = "model"  # the previous round's model.pt (round 1: the dense ne
 PREVIOUS_MASK = "mask"  # the previous round's mask.pt (round 1: the dense network's)
 DENSE_MODEL = "dense"  # the dense network of the same seed
 IMP_MASK = "reference"  # IMP's mask.pt of the same round (the sparsity a baseline mirrors)
-STARTS_FROM = (PREVIOUS_MODEL, PREVIOUS_MASK, DENSE_MODEL, IMP_MASK)
+DENSE_MASK = "dense_mask"  # the dense network's mask.pt (which weights are prunable)
+REWIND_POINT = "rewind"  # the dense run's rewind.pt (its state retrain_epochs before the end)
+STARTS_FROM = (PREVIOUS_MODEL, PREVIOUS_MASK, DENSE_MODEL, IMP_MASK, DENSE_MASK, REWIND_POINT)
+
+
+# The structured methods' fine-tuning as their authors ran it (``finetune_schedule: authors``):
+# the training block's values it replaces, ``epochs`` being the length the milestones refer to.
+AUTHORS_FINETUNING = {
+    # github.com/lmbxmu/EPruner: the README's CIFAR-10 command (ResNet-56: lr 0.01, decay at
+    # epochs 50 and 100, 150 epochs, batch 256, weight decay 5e-3), SGD with utils/options.py's
+    # momentum 0.9 and epruner_cifar.py's MultiStepLR(gamma=0.1)
+    "epruner": {
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.005,
+        "schedule": "multistep",
+        "milestones": [50, 100],
+        "gamma": 0.1,
+        "epochs": 150,
+        "batch_size": 256,
+    },
+    # github.com/IanPons/CKA-Layer-Pruning: main.py's finetuning (SGD lr 0.01, momentum 0.9,
+    # Nesterov, batch 128) for 200 epochs with the LR divided by 10 at epochs 100 and 150 (its
+    # README); template_architectures.py's l2(1e-4) on convolution kernels adds 2e-4 w to their
+    # gradients (here a weight decay of every parameter)
+    "cka_layers": {
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 0.0002,
+        "schedule": "multistep",
+        "milestones": [100, 150],
+        "gamma": 0.1,
+        "epochs": 200,
+        "batch_size": 128,
+    },
+}
 
 
 def _fine_tuning(pruning: dict, block: str, train: dict) -> dict:
-    """A structured method's fine-tuning settings: its epochs (``null`` in the config means
-    train.epochs) and whether the classifier is prunable."""
+    """A structured method's fine-tuning settings: the training block's values it replaces
+    (``finetune``: the authors' schedule, or nothing: the experiment's ``train``), its epochs
+    (``null`` in the config: the schedule's own) and whether the classifier is prunable."""
+    schedule = pruning[block]["finetune_schedule"]
+    replaced = dict(AUTHORS_FINETUNING[block]) if schedule == "authors" else {}
     epochs = pruning[block]["finetune_epochs"]
     return {
-        "finetune_epochs": train["epochs"] if epochs is None else epochs,
+        "finetune": replaced,
+        "finetune_epochs": replaced.get("epochs", train["epochs"]) if epochs is None else epochs,
         "include_output": pruning["prune_output_layer"],
     }
 
@@ -56,29 +99,107 @@ class Method:
 
 
 def _removable_blocks_suffice(exp: dict, shape: tuple[int, int, int]):
-    """cka_layers needs a ResNet with at least ``blocks`` removable (non-downsampling) blocks."""
+    """cka_layers needs a ResNet from which its candidate rule can remove ``blocks`` blocks."""
     from prunesim.models import build_model  # torch: only where configured
-    from prunesim.pruning.structure import removable_blocks
+    from prunesim.pruning.structure import removable_count
 
     channels, height, classes = shape
+    rule = exp["pruning"]["cka_layers"]["candidates"]
     try:
-        removable = removable_blocks(build_model(exp["model"], channels, classes, height))
+        removable = removable_count(build_model(exp["model"], channels, classes, height), rule)
     except TypeError:
         return "pruning.methods", (
             f"'cka_layers' removes residual blocks, but {exp['model']!r} has none (expected a "
             "ResNet model, e.g. resnet20)"
         )
     blocks = exp["pruning"]["cka_layers"]["blocks"]
-    if blocks > len(removable):
+    if blocks > removable:
+        which = (
+            "removable (non-downsampling) blocks"
+            if rule == "any_non_downsampling"
+            else "blocks removable under candidates 'authors' (never a stage's first block, "
+            "at least 2 left per stage)"
+        )
         return "pruning.cka_layers.blocks", (
-            f"{blocks}, but {exp['model']!r} has only {len(removable)} removable "
-            f"(non-downsampling) blocks (expected at most {len(removable)})"
+            f"{blocks}, but {exp['model']!r} has only {removable} {which} "
+            f"(expected at most {removable})"
         )
     return None
 
 
 def _masked_rounds(pruning: dict) -> int:
     return pruning["rounds"]
+
+
+def retrain_epochs(pruning: dict, train: dict) -> int:
+    """The retraining budget t of a masked round (``null`` in the config: train.epochs)."""
+    epochs = pruning["retrain_epochs"]
+    return train["epochs"] if epochs is None else epochs
+
+
+def rewind_epoch(pruning: dict, train: dict) -> int:
+    """The dense run's epoch that weight rewinding returns to (its ``rewind.pt``): t epochs
+    before the end, so that every retraining mode trains t epochs (0: the initialisation)."""
+    return train["epochs"] - retrain_epochs(pruning, train)
+
+
+# Renda et al. 2020's three ways to retrain after a pruning step, all with the same budget of
+# t = pruning.retrain_epochs epochs: the label's addition and what a round does.
+RETRAINING = {
+    "lr_rewind": (
+        "",
+        "learning-rate rewinding: retrain the pruned weights with the schedule's last t "
+        "epochs (t = `retrain_epochs`, by default the whole schedule)",
+    ),
+    "weight_rewind": (
+        "weight rewinding",
+        "weight rewinding: reset the surviving weights to the dense run's state t epochs "
+        "before its end (`rewind.pt`; the initialisation by default) and retrain with the "
+        "schedule's last t epochs",
+    ),
+    "finetune": (
+        "fine-tuning",
+        "fine-tuning: train the pruned weights t epochs at the schedule's final learning rate",
+    ),
+}
+
+
+def _imp(retraining: str, oneshot: bool) -> Method:
+    """IMP with one of the retraining modes, iterative (each round prunes the previous round's
+    network by `rate`) or one-shot (each round prunes the dense network once to the
+    sparsity of IMP's round)."""
+    label, how = RETRAINING[retraining]
+    name = "_".join(["imp", *([retraining] if label else []), *(["oneshot"] if oneshot else [])])
+    step = (
+        "prune the dense network once, by magnitude, to iterative IMP's kept count of the round"
+        if oneshot
+        else "remove `rate` of the surviving weights by magnitude (`scope`: global or layerwise)"
+    )
+    if oneshot:
+        starts = (DENSE_MODEL, DENSE_MASK)
+    else:
+        starts = (PREVIOUS_MODEL, PREVIOUS_MASK)
+    if retraining == "weight_rewind":
+        starts += (REWIND_POINT,)
+    return Method(
+        name=name,
+        label=", ".join(["IMP", *([label] if label else []), *(["one-shot"] if oneshot else [])]),
+        round_label="sparsity of IMP round" if oneshot else "IMP round",
+        summary=f"{'one-shot' if oneshot else 'iterative'} magnitude pruning: {step}; {how}",
+        job="prunesim.jobs.imp",
+        starts_from=starts,
+        count_rounds=_masked_rounds,
+        settings=lambda pruning, train, r: {
+            "rate": pruning["rate"],
+            "scope": pruning["scope"],
+            "retraining": retraining,
+            "oneshot": oneshot,
+            "retrain_epochs": retrain_epochs(pruning, train),
+        },
+    )
+
+
+IMP_VARIANTS = tuple(_imp(mode, oneshot) for mode in RETRAINING for oneshot in (False, True))
 
 
 def _random_baseline(scope: str, matched: str) -> Method:
@@ -95,30 +216,17 @@ def _random_baseline(scope: str, matched: str) -> Method:
         job="prunesim.jobs.random_baseline",
         starts_from=(PREVIOUS_MODEL, PREVIOUS_MASK, IMP_MASK),
         count_rounds=_masked_rounds,
-        settings=lambda pruning, train, r: {"scope": scope},
+        settings=lambda pruning, train, r: {
+            "scope": scope,
+            "retrain_epochs": retrain_epochs(pruning, train),
+        },
     )
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method(
-            name="imp",
-            label="IMP",
-            round_label="IMP round",
-            summary=(
-                "iterative magnitude pruning with learning-rate rewinding: remove `rate` of the "
-                "surviving weights by magnitude (`scope`: global or layerwise), retrain with "
-                "the full schedule"
-            ),
-            job="prunesim.jobs.imp",
-            starts_from=(PREVIOUS_MODEL, PREVIOUS_MASK),
-            count_rounds=_masked_rounds,
-            settings=lambda pruning, train, r: {
-                "rate": pruning["rate"],
-                "scope": pruning["scope"],
-            },
-        ),
+        *IMP_VARIANTS,
         Method(
             name="retrain_only",
             label="retrain only",
@@ -131,7 +239,7 @@ METHODS: dict[str, Method] = {
             job="prunesim.jobs.retrain_only",
             starts_from=(PREVIOUS_MODEL, PREVIOUS_MASK),
             count_rounds=_masked_rounds,
-            settings=lambda pruning, train, r: {},
+            settings=lambda pruning, train, r: {"retrain_epochs": retrain_epochs(pruning, train)},
         ),
         _random_baseline("global", "the total kept count"),
         _random_baseline("layerwise", "every layer's kept count"),
@@ -148,6 +256,8 @@ METHODS: dict[str, Method] = {
             count_rounds=lambda pruning: len(pruning["epruner"]["betas"]),
             settings=lambda pruning, train, r: {
                 "beta": pruning["epruner"]["betas"][r - 1],
+                "initialisation": pruning["epruner"]["initialisation"],
+                "vgg_late_beta": pruning["epruner"]["vgg_late_beta"],
                 **_fine_tuning(pruning, "epruner", train),
             },
         ),
@@ -164,6 +274,7 @@ METHODS: dict[str, Method] = {
             count_rounds=lambda pruning: pruning["cka_layers"]["blocks"],
             settings=lambda pruning, train, r: {
                 "criterion_samples": pruning["cka_layers"]["criterion_samples"],
+                "candidates": pruning["cka_layers"]["candidates"],
                 **_fine_tuning(pruning, "cka_layers", train),
             },
             check=_removable_blocks_suffice,

@@ -125,9 +125,8 @@ class LeNet5(nn.Sequential):
     ``widths`` (default 6, 16) sets the filter counts of ``conv1`` and ``conv2``.
 
     ``seed_variant=True`` is the seed study's LeNet-5 (marcozullich/pruned_layer_similarity,
-    ``layer_sim/networks.py``): no padding, 2x2 average pooling, and the layers its hooks
-    record (every ReLU and the logits; its hooks take ReLU and max-pool outputs, and it has no
-    max pool).
+    ``layer_sim/networks.py``): no padding, 2x2 average pooling. Both record every ReLU and
+    pool and the logits (the seed's MNIST demo hooks ``(nn.ReLU, nn.AvgPool2d)``).
     """
 
     recorded_layers: tuple[str, ...]
@@ -166,11 +165,7 @@ class LeNet5(nn.Sequential):
                 ]
             )
         )
-        self.recorded_layers = (
-            ("relu1", "relu2", "relu3", "relu4", "fc3")
-            if seed_variant
-            else ("relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3")
-        )
+        self.recorded_layers = ("relu1", "pool1", "relu2", "pool2", "relu3", "relu4", "fc3")
         self.output_layer = "fc3"
 
 
@@ -492,7 +487,7 @@ MODELS: dict[str, ModelSpec] = {
             "lenet5_seed",
             _build_lenet5_seed,
             16,
-            "the seed study's LeNet-5: no padding, average pools; records ReLUs and logits",
+            "the seed study's LeNet-5: no padding, average pools",
         ),
         ModelSpec(
             "vgg7_bn_fc256",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -40,6 +41,7 @@ class TrainSettings:
     epochs: int = 8
     batch_size: int = 64
     augment: str = "none"  # none | crop | crop_flip
+    clip_grad_norm: float | None = None  # bound on the gradients' global L2 norm per step
     eval_batch_size: int = 1000
 
 
@@ -58,6 +60,8 @@ class TrainingDivergedError(JobFailure):
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
+    # the model's state dict (a CPU copy) after epoch ``keep_state_at`` (0: before training)
+    kept_state: dict | None = None
 
     @property
     def final(self) -> dict:
@@ -85,6 +89,33 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, TrainSettings], object]] =
 }
 
 AUGMENTATIONS = ("none", "crop", "crop_flip")
+
+
+def _scheduler_after(optimizer: torch.optim.Optimizer, s: TrainSettings, epochs_done: int):
+    """The schedule of ``s`` on ``optimizer``, advanced past ``epochs_done`` epochs: the LR
+    is the one the full run uses in epoch ``epochs_done + 1``."""
+    scheduler = SCHEDULES[s.schedule](optimizer, s)
+    with warnings.catch_warnings():
+        # stepping before any optimizer step is the point here, not a mistake
+        warnings.filterwarnings(
+            "ignore", message="Detected call of `lr_scheduler.step", category=UserWarning
+        )
+        for _ in range(epochs_done):
+            scheduler.step()
+    return scheduler
+
+
+def final_lr(s: TrainSettings) -> float:
+    """The learning rate of the schedule's last epoch (fine-tuning's rate)."""
+    optimizer = OPTIMIZERS[s.optimizer]([torch.zeros(1, requires_grad=True)], s)
+    _scheduler_after(optimizer, s, s.epochs - 1)
+    return optimizer.param_groups[0]["lr"]
+
+
+def finetuning(s: TrainSettings, epochs: int) -> TrainSettings:
+    """``epochs`` at the final learning rate of ``s``, held constant (Renda et al. 2020's
+    fine-tuning)."""
+    return replace(s, lr=final_lr(s), schedule="constant", milestones=(), epochs=epochs)
 
 
 def _augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
@@ -139,8 +170,13 @@ def train(
     masks: Masks | None = None,
     device: torch.device | None = None,
     where: str = "",
+    epochs_done: int = 0,
+    keep_state_at: int | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place with a fresh optimizer and the full LR schedule.
+    """Train ``model`` in place with a fresh optimizer over epochs ``epochs_done + 1`` to
+    ``settings.epochs`` of the LR schedule (the whole schedule by default; rewinding retrains
+    with its last epochs). ``keep_state_at``: an epoch (0: before the first step) whose end
+    state the result keeps (the dense run's rewind point).
 
     One log line per epoch (loss, train and test accuracy, LR). With ``masks``, masked weights
     are zero on entry and stay exactly zero through every step. A NaN or infinite loss stops
@@ -153,6 +189,10 @@ def train(
         raise ValueError(f"unknown schedule {settings.schedule!r}; expected {sorted(SCHEDULES)}")
     if settings.augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {settings.augment!r}; expected {AUGMENTATIONS}")
+    if not 0 <= epochs_done <= settings.epochs:
+        raise ValueError(f"epochs_done {epochs_done} outside 0..{settings.epochs}")
+    if keep_state_at is not None and not epochs_done <= keep_state_at <= settings.epochs:
+        raise ValueError(f"keep_state_at {keep_state_at} outside {epochs_done}..{settings.epochs}")
     device = device or torch_device("auto")
     model.to(device)
     masks = {k: v.to(device) for k, v in masks.items()} if masks else None
@@ -166,9 +206,11 @@ def train(
     test_y = torch.as_tensor(splits.test_y, device=device)
 
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings)
-    scheduler = SCHEDULES[settings.schedule](optimizer, settings)
+    scheduler = _scheduler_after(optimizer, settings, epochs_done)
     result = TrainResult()
-    for epoch in range(1, settings.epochs + 1):
+    if keep_state_at == epochs_done:
+        result.kept_state = _state_copy(model)
+    for epoch in range(epochs_done + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
         loss_sum, correct = 0.0, 0
@@ -187,6 +229,8 @@ def train(
             loss.backward()
             if masks:
                 mask_gradients(model, masks)
+            if settings.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
             optimizer.step()
             if masks:
                 apply_masks(model, masks)
@@ -213,6 +257,8 @@ def train(
             "seconds": time.perf_counter() - start,
         }
         result.history.append(record)
+        if epoch == keep_state_at:
+            result.kept_state = _state_copy(model)
         log.info(
             "epoch %d/%d  loss %.4f  train_acc %.4f  test_acc %.4f  lr %.4g  (%.1f s)",
             epoch,
@@ -223,9 +269,15 @@ def train(
             lr,
             record["seconds"],
         )
-    if settings.epochs == 0:
+    if epochs_done == settings.epochs:
         test_loss, test_acc = loss_and_accuracy(
             model, test_x, test_y, normalize, settings.eval_batch_size
         )
-        result.history.append({"epoch": 0, "test_loss": test_loss, "test_accuracy": test_acc})
+        result.history.append(
+            {"epoch": epochs_done, "test_loss": test_loss, "test_accuracy": test_acc}
+        )
     return result
+
+
+def _state_copy(model: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

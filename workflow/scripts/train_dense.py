@@ -13,6 +13,8 @@ run_job(
     train_cfg=experiment["train"],
     seed=int(snakemake.wildcards.seed),
     files=ModelFiles(snakemake.output.model, snakemake.output.mask, snakemake.output.summary),
+    rewind_file=snakemake.output.rewind,
+    rewind_epoch=snakemake.params.rewind_epoch,
     include_output=snakemake.params.prune_output_layer,
     device=snakemake.config["device"],
     threads=snakemake.threads,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import prunesim
+from prunesim.checkpoint import save_checkpoint
 from prunesim.data import load_prepared
 from prunesim.jobs import model_label, setup
 from prunesim.jobs.model_files import ModelFiles, write_model_files
@@ -17,17 +19,28 @@ def train_dense(
     train_cfg: dict,
     seed: int,
     files: ModelFiles,
+    rewind_file: str,
+    rewind_epoch: int = 0,
     include_output: bool = False,
     device: str = "auto",
     threads: int = 1,
     experiment: str = "",
 ) -> None:
-    """Train the dense network (architecture ``arch``) of one seed."""
+    """Train the dense network (architecture ``arch``) of one seed; ``rewind_file`` keeps its
+    state after epoch ``rewind_epoch`` (0: the initialisation), where weight rewinding resets
+    the surviving weights of its pruned networks."""
     dev = setup(threads, seed, device)
     splits, _ = load_prepared(data_file)
     net = build_model(arch, splits.channels, splits.num_classes, splits.image_size)
     where = model_label(experiment, seed)
-    result = train(net, splits, train_settings(train_cfg), seed=seed, device=dev, where=where)
-    masks = full_masks(net, include_output)
+    settings = train_settings(train_cfg)
+    result = train(net, splits, settings, seed, device=dev, where=where, keep_state_at=rewind_epoch)
     provenance = model_identity(experiment, seed, "dense", 0)
-    write_model_files(net, masks, result, provenance, splits, files)
+    rewind_point = build_model(arch, splits.channels, splits.num_classes, splits.image_size)
+    rewind_point.load_state_dict(result.kept_state)
+    save_checkpoint(
+        rewind_point,
+        rewind_file,
+        {**provenance, "epoch": rewind_epoch, "prunesim": prunesim.__version__},
+    )
+    write_model_files(net, full_masks(net, include_output), result, provenance, splits, files)

@@ -3,8 +3,8 @@
 :func:`prune` hands a :class:`RoundJob` to the ``prune_round`` of the method's job module
 (named in :mod:`prunesim.methods` and passed in by the rule, so that a round does not import
 the registry and adding a method reruns no other method's rounds). The helpers below are the
-two ways a round ends: masked retraining with learning-rate rewinding, or fine-tuning a
-structurally smaller network.
+two ways a round ends: masked retraining (learning-rate rewinding, weight rewinding or
+fine-tuning), or fine-tuning a structurally smaller network.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from prunesim.pruning.masks import (
     load_masks,
     sparsity_report,
 )
-from prunesim.training import train, train_settings
+from prunesim.training import finetuning, train, train_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ class RoundJob:
         net, _ = load_checkpoint(self.inputs[role], self.identity(round_, method), self.arch)
         return net
 
+    def load_rewind_point(self, net, epoch: int) -> None:
+        """Load into ``net`` the dense run's state after ``epoch`` (input ``rewind``),
+        refused unless it is this seed's dense run at that epoch."""
+        expect = {**self.identity(0), "epoch": epoch}
+        rewound, _ = load_checkpoint(self.inputs["rewind"], expect, self.arch)
+        net.load_state_dict(rewound.state_dict())
+
     def load_mask(self, role: str, net):
         masks = load_masks(self.inputs[role])
         check_masks_fit(masks, net, self.inputs[role])
@@ -101,12 +108,39 @@ def label(provenance: dict) -> str:
     return model_label(experiment, provenance["seed"], provenance["method"], provenance["round"])
 
 
-def retrain_and_save(job: RoundJob, net, old, masks, splits, dev, provenance: dict) -> None:
-    """Learning-rate rewinding: retrain from the current weights with a fresh optimizer and
-    the full original schedule, masked weights held at zero; then write the round's files."""
+def retrain_and_save(
+    job: RoundJob,
+    net,
+    old,
+    masks,
+    splits,
+    dev,
+    provenance: dict,
+    retraining: str = "lr_rewind",
+) -> None:
+    """Retrain a masked network for the round's budget t (``retrain_epochs``) with a fresh
+    optimizer, masked weights held at zero, then write the round's files. ``retraining``
+    (Renda et al. 2020): ``lr_rewind`` trains the current weights with the schedule's last t
+    epochs; ``weight_rewind`` first resets the weights to the dense run's state t epochs
+    before its end (input ``rewind``), then does the same; ``finetune`` trains the current
+    weights t epochs at the schedule's final learning rate."""
     assert is_nested(masks, old), "a pruning step must only remove weights"
     settings = train_settings(job.train)
-    result = train(net, splits, settings, job.seed_of_round, masks, dev, label(provenance))
+    budget = job.settings["retrain_epochs"]
+    where = label(provenance)
+    if retraining == "finetune":
+        result = train(
+            net, splits, finetuning(settings, budget), job.seed_of_round, masks, dev, where
+        )
+    elif retraining in ("lr_rewind", "weight_rewind"):
+        rewind_to = settings.epochs - budget
+        if retraining == "weight_rewind":
+            job.load_rewind_point(net, rewind_to)
+        result = train(
+            net, splits, settings, job.seed_of_round, masks, dev, where, epochs_done=rewind_to
+        )
+    else:
+        raise ValueError(f"unknown retraining {retraining!r}")
     log.info(
         "%s round %d: sparsity %.4f",
         provenance["method"],

@@ -3,9 +3,26 @@
 Each prunable convolution's filters are clustered by affinity propagation on the negative
 squared Euclidean distances between flattened filters, with each filter's preference set to
 ``beta`` x the median of its similarities (as in the authors' code); the exemplars are kept, and
-their weights (with their BatchNorm entries and the matching input slices of the next layer)
-initialise a smaller network built from its architecture, so it saves and reloads like any
-other. A larger ``beta`` makes the preferences more negative, so fewer exemplars survive.
+their weights (with the matching input slices of the next layer) initialise a smaller network
+built from its architecture, so it saves and reloads like any other. A larger ``beta`` makes the
+preferences more negative, so fewer exemplars survive.
+
+What else the smaller network starts from is ``initialisation``:
+
+- ``authors``, as ``cluster_resnet`` and ``cluster_vgg`` in the authors' ``epruner_cifar.py``
+  (github.com/lmbxmu/EPruner): on a ResNet the BatchNorm after each pruned convolution
+  (``bn1`` of every block: weight, bias and running statistics) starts afresh and every other
+  tensor is the parent's; on LeNet-5 and VGG only the convolutions' weights are the parent's,
+  and every BatchNorm, convolution bias and linear layer starts afresh. Afresh is the
+  architecture's own initialisation (unit/zero BatchNorm with running mean 0 and variance 1,
+  zero convolution bias) with linear layers drawn from N(0, 0.01) with zero bias, the
+  ``_initialize_weights`` of the authors' ``model/vgg_cifar.py``;
+- ``inherit``: every tensor is the parent's, the pruned convolutions' BatchNorm entries and
+  running statistics included (what prunesim did before the option existed).
+
+``late_beta`` ``(k, b)`` clusters the k-th convolution on (0-based, forward order) at ``b``
+instead of ``beta``: the authors' ``cluster_vgg`` uses 0.92 from the ninth convolution of
+VGG-16 on (``start_alpha_layer_index = 8``).
 """
 
 from __future__ import annotations
@@ -13,6 +30,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,7 +38,7 @@ from sklearn.cluster import AffinityPropagation
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from prunesim.models import rebuild
+from prunesim.models import VGG, ResNet, rebuild
 from prunesim.pruning.structure import FilterGroup, filter_groups, with_widths
 
 log = logging.getLogger(__name__)
@@ -93,14 +111,89 @@ class FilterPruning:
     kept: dict[str, list[int]]
 
 
-def epruner(model: nn.Module, beta: float, seed: int) -> FilterPruning:
-    """Keep each prunable convolution's exemplar filters; the result starts from their weights."""
+Initialisation = Literal["authors", "inherit"]
+INITIALISATIONS: tuple[str, ...] = ("authors", "inherit")
+
+# The authors' fresh linear layers' standard deviation (model/vgg_cifar.py).
+_LINEAR_STD = 0.01
+
+
+def _fresh_keys(model: nn.Module, groups: list[FilterGroup]) -> set[str]:
+    """The state keys that the authors' code leaves at a fresh initialisation (its
+    ``prune_state_dict``); ``num_batches_tracked`` is copied there, and here."""
+    stats = ("weight", "bias", "running_mean", "running_var")
+    if isinstance(model, ResNet):
+        return {f"{g.bn}.{stat}" for g in groups if g.bn is not None for stat in stats}
+    fresh = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            fresh.update(f"{name}.{stat}" for stat in stats)
+        elif isinstance(module, nn.Conv2d) and module.bias is not None:
+            fresh.add(f"{name}.bias")
+        elif isinstance(module, nn.Linear):
+            fresh.add(f"{name}.weight")
+            if module.bias is not None:
+                fresh.add(f"{name}.bias")
+    return fresh
+
+
+@torch.no_grad()
+def _authors_init(model: nn.Module, seed: int) -> None:
+    """The authors' VGG initialisation of what EPruner does not inherit (``model/vgg_cifar.py``,
+    ``_initialize_weights``): zero convolution biases, linear layers from N(0, 0.01) with zero
+    bias (drawn with ``seed``, in forward order); BatchNorm is a fresh network's already."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.bias is not None:
+            module.bias.zero_()
+        elif isinstance(module, nn.Linear):
+            weight = torch.randn(module.weight.shape, generator=generator) * _LINEAR_STD
+            module.weight.copy_(weight)
+            if module.bias is not None:
+                module.bias.zero_()
+
+
+def vgg_late_beta(model: nn.Module, setting: dict | None) -> tuple[int, float] | None:
+    """The ``late_beta`` of the config's ``epruner.vgg_late_beta`` for ``model``: the
+    authors' rule is their VGG code's, so other architectures get none."""
+    if setting is None or not isinstance(model, VGG):
+        return None
+    return int(setting["from_conv"]), float(setting["beta"])
+
+
+def epruner(
+    model: nn.Module,
+    beta: float,
+    seed: int,
+    initialisation: Initialisation = "authors",
+    late_beta: tuple[int, float] | None = None,
+) -> FilterPruning:
+    """Keep each prunable convolution's exemplar filters; the result starts from their weights
+    and, by ``initialisation``, from the parent's other tensors or fresh ones (module
+    docstring). ``late_beta`` ``(k, b)``: convolutions k, k + 1, ... (0-based, forward order)
+    cluster at ``b``. The fresh tensors are drawn with ``seed``."""
+    if initialisation not in INITIALISATIONS:
+        raise ValueError(f"unknown initialisation {initialisation!r}; expected {INITIALISATIONS}")
     groups = filter_groups(model)
     modules = dict(model.named_modules())
+    betas = [
+        late_beta[1] if late_beta is not None and i >= late_beta[0] else beta
+        for i in range(len(groups))
+    ]
     kept = {
-        g.conv: torch.as_tensor(exemplar_filters(modules[g.conv].weight, beta, seed))
-        for g in groups
+        g.conv: torch.as_tensor(exemplar_filters(modules[g.conv].weight, b, seed))
+        for g, b in zip(groups, betas, strict=True)
     }
-    pruned = rebuild(with_widths(model, {conv: len(index) for conv, index in kept.items()}))
-    pruned.load_state_dict(_slice_state(model.state_dict(), groups, kept))
+    arch = with_widths(model, {conv: len(index) for conv, index in kept.items()})
+    state = _slice_state(model.state_dict(), groups, kept)
+    if initialisation == "authors":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = rebuild(arch)
+        _authors_init(fresh, seed)
+        fresh_state = fresh.state_dict()
+        for key in _fresh_keys(model, groups):
+            state[key] = fresh_state[key].clone()
+    pruned = rebuild(arch)
+    pruned.load_state_dict(state)
     return FilterPruning(pruned, {conv: index.tolist() for conv, index in kept.items()})

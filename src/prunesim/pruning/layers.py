@@ -1,8 +1,9 @@
 """CKA layer pruning (Pons et al., ICPR 2024): remove whole residual blocks.
 
-Among the blocks that can be removed (identity shortcut; never a downsampling block), remove the
-one whose removal keeps the penultimate representation most similar, by linear CKA, to the
-current network's. The smaller network is built from its architecture (``removed_blocks``) and
+Among the candidate blocks (:func:`prunesim.pruning.structure.candidate_blocks`: by default the
+authors' rule, never a stage's first block nor one of a stage left with fewer than two; or any
+block with an identity shortcut; never a downsampling block), remove the one whose removal
+keeps the penultimate representation most similar, by linear CKA, to the current network's. The smaller network is built from its architecture (``removed_blocks``) and
 its remaining layers keep their names, which is how the similarity analysis matches them.
 """
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from prunesim.models import rebuild
-from prunesim.pruning.structure import removable_blocks
+from prunesim.pruning.structure import CandidateRule, candidate_blocks, removable_blocks
 
 
 def remove_block(model: nn.Module, block: str) -> nn.Module:
@@ -62,14 +63,20 @@ class BlockRemoval:
     scores: dict[str, float]
 
 
-def cka_block_removal(model: nn.Module, images: torch.Tensor) -> BlockRemoval:
-    """Remove the block whose removal keeps the penultimate representation most similar (linear
-    CKA) to ``model``'s on ``images``; ties go to the earlier block."""
+def cka_block_removal(
+    model: nn.Module, images: torch.Tensor, rule: CandidateRule = "authors"
+) -> BlockRemoval:
+    """Remove the block, among the candidates of ``rule``, whose removal keeps the penultimate
+    representation most similar (linear CKA) to ``model``'s on ``images``; ties go to the
+    earlier block."""
     from prunesim.metrics import similarity
 
-    candidates = removable_blocks(model)
+    candidates = candidate_blocks(model, rule)
     if not candidates:
-        raise ValueError("no removable residual block left (only downsampling blocks remain)")
+        raise ValueError(
+            f"no removable residual block left under the {rule!r} candidate rule "
+            "(downsampling blocks are never removed)"
+        )
     device = next(model.parameters()).device
     images = images.to(device)
     reference = penultimate(model, images)

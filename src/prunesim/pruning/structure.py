@@ -5,7 +5,7 @@ filters and what reads them) and removable residual blocks, and the architecture
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -94,3 +94,51 @@ def removable_blocks(model: nn.Module) -> list[str]:
         for name, module in model.named_modules()
         if isinstance(module, BasicBlock) and module.removable
     ]
+
+
+# How many blocks the CKA authors' rule leaves in every stage: their ``new_blocks``
+# (rebuild_layers.py of github.com/IanPons/CKA-Layer-Pruning) removes a block only while
+# ``num_blocks[stage] - 1 > 1``.
+AUTHORS_MIN_STAGE_BLOCKS = 2
+
+CandidateRule = Literal["authors", "any_non_downsampling"]
+CANDIDATE_RULES: tuple[str, ...] = ("authors", "any_non_downsampling")
+
+
+def _stages(model: ResNet) -> list[list[str]]:
+    """The remaining blocks of every stage, in forward order."""
+    return [
+        [f"layer{s}.{name}" for name, _ in getattr(model, f"layer{s}").named_children()]
+        for s in range(1, model.num_stages + 1)
+    ]
+
+
+def candidate_blocks(model: nn.Module, rule: CandidateRule) -> list[str]:
+    """The residual blocks CKA layer pruning may remove next, in forward order.
+
+    ``any_non_downsampling``: every removable block (:func:`removable_blocks`). ``authors``:
+    as Pons et al.'s code, never the first remaining block of a stage (their
+    ``add_to_pruneResNet`` skips a stage's first residual sum), and none of a stage that would
+    keep fewer than :data:`AUTHORS_MIN_STAGE_BLOCKS` blocks.
+    """
+    removable = removable_blocks(model)
+    if rule == "any_non_downsampling":
+        return removable
+    if rule != "authors":
+        raise ValueError(f"unknown candidate rule {rule!r}; expected one of {CANDIDATE_RULES}")
+    allowed = {
+        block
+        for stage in _stages(model)
+        if len(stage) > AUTHORS_MIN_STAGE_BLOCKS
+        for block in stage[1:]
+    }
+    return [block for block in removable if block in allowed]
+
+
+def removable_count(model: nn.Module, rule: CandidateRule) -> int:
+    """How many blocks CKA layer pruning can remove from ``model``, one at a time, under
+    ``rule``."""
+    if rule == "any_non_downsampling":
+        return len(removable_blocks(model))
+    candidate_blocks(model, rule)  # the rule's checks
+    return sum(max(0, len(stage) - AUTHORS_MIN_STAGE_BLOCKS) for stage in _stages(model))
