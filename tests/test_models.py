@@ -33,6 +33,7 @@ NATURAL_INPUTS = [
     ("vgg16_bn", 3, 32),
     ("resnet20", 3, 32),
     ("resnet56", 3, 32),
+    ("resnet20_projection", 3, 32),
 ]
 CASE_IDS = [f"{name}-{c}x{s}x{s}" for name, c, s in NATURAL_INPUTS]
 
@@ -83,6 +84,7 @@ def test_registry_has_exactly_the_documented_models():
         "vgg16_bn",
         "resnet20",
         "resnet56",
+        "resnet20_projection",
     }
     for name, spec in MODELS.items():
         assert spec.name == name
@@ -195,6 +197,8 @@ def test_custom_widths_and_blocks_round_trip_through_arch(name, kwargs):
     [
         ("lenet5", 1, 28, 61_706),
         ("resnet20", 3, 32, 269_722),
+        # option A's count, plus three 1x1 projections (16x16, 16x32, 32x64) and their BatchNorm
+        ("resnet20_projection", 3, 32, 269_722 + 16 * 16 + 16 * 32 + 32 * 64 + 2 * (16 + 32 + 64)),
         ("resnet56", 3, 32, 853_018),
         ("vgg11_bn", 3, 32, 9_231_114),
         ("vgg16_bn", 3, 32, 14_728_266),
@@ -228,6 +232,22 @@ def test_resnet_has_no_shortcut_parameters_and_kaiming_convs():
     assert not any("shortcut" in n for n, _ in model.named_parameters())
     conv = model.layer3[1].conv1  # fan_out = 64 * 9, so std ~ sqrt(2 / 576)
     assert conv.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.1)
+
+
+def test_projection_resnet_projects_the_first_block_of_every_stage():
+    model = _build("resnet20_projection", 3, 32)
+    for stage, (in_channels, out_channels, stride) in enumerate(
+        [(16, 16, 1), (16, 32, 2), (32, 64, 2)], start=1
+    ):
+        first = getattr(model, f"layer{stage}")[0]
+        conv, bn = first.shortcut.conv, first.shortcut.bn
+        assert (conv.in_channels, conv.out_channels) == (in_channels, out_channels)
+        assert conv.kernel_size == (1, 1) and conv.stride == (stride, stride) and conv.bias is None
+        assert bn.num_features == out_channels
+        assert not first.removable
+        assert all(block.removable for block in getattr(model, f"layer{stage}")[1:])
+    with pytest.raises(ValueError, match="'layer1.0' has a projection shortcut"):
+        _build("resnet20_projection", 3, 32, removed_blocks=["layer1.0"])
 
 
 def test_resnet_shortcut_subsamples_and_zero_pads_channels():

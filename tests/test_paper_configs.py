@@ -79,7 +79,7 @@ def test_rendas_comparison_runs_every_mode_with_their_schedule(tmp_path, monkeyp
     for exp in config["experiments"].values():
         assert (exp["dataset"]["name"], exp["model"], len(exp["seeds"])) == (
             "cifar10",
-            "resnet20",
+            "resnet20_projection",
             3,
         )
         train = exp["train"]

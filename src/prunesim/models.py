@@ -318,12 +318,27 @@ class ZeroPadShortcut(nn.Module):
         return f"stride={self.stride}, pad=({self.pad_front}, {self.pad_back})"
 
 
+class ProjectionShortcut(nn.Sequential):
+    """A 1x1 convolution (``stride``, no bias) and BatchNorm: the projection shortcut of
+    TensorFlow's official ResNet v1, which every stage's first block uses."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__(
+            OrderedDict(
+                conv=nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                bn=nn.BatchNorm2d(out_channels),
+            )
+        )
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv+BN layers with a residual connection; ``relu2`` follows the addition.
 
     ``downsample`` is True when the block halves the spatial size (stride 2);
     ``inner_channels`` (default ``out_channels``) is the width of ``conv1``, the only width
-    filter pruning may change (the residual sum fixes ``conv2``'s).
+    filter pruning may change (the residual sum fixes ``conv2``'s). The shortcut is the
+    identity where shapes allow, else option A's zero padding, or with ``projection`` a
+    :class:`ProjectionShortcut` (whatever the shapes).
     """
 
     def __init__(
@@ -332,6 +347,7 @@ class BasicBlock(nn.Module):
         out_channels: int,
         stride: int = 1,
         inner_channels: int | None = None,
+        projection: bool = False,
     ) -> None:
         super().__init__()
         inner = out_channels if inner_channels is None else inner_channels
@@ -342,7 +358,9 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(inner, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut: nn.Module
-        if stride == 1 and in_channels == out_channels:
+        if projection:
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()
         else:
             self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
@@ -375,7 +393,9 @@ class ResNet(nn.Module):
     channels and every stage after the first starts with a stride-2 block. ``inner_widths``
     (one per block, in order) sets each block's ``conv1`` width. Blocks named in
     ``removed_blocks`` (``"layer2.1"``) are left out; the others keep their names, so a layer
-    of a pruned network is matched by name to the same layer of its parent.
+    of a pruned network is matched by name to the same layer of its parent. With
+    ``projection_shortcuts`` every stage's first block has a 1x1 projection shortcut
+    (TensorFlow's official ResNet v1, as Renda et al. 2020 train it) instead of option A.
     """
 
     recorded_layers: tuple[str, ...]
@@ -389,6 +409,7 @@ class ResNet(nn.Module):
         widths: Sequence[int],
         inner_widths: Sequence[int] | None = None,
         removed_blocks: Sequence[str] = (),
+        projection_shortcuts: bool = False,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
@@ -410,7 +431,8 @@ class ResNet(nn.Module):
                 inner_width = next(inner)
                 if f"layer{s}.{b}" in removed_blocks:
                     continue
-                stage[str(b)] = BasicBlock(channels, width, stride, inner_width)
+                projection = projection_shortcuts and b == 0
+                stage[str(b)] = BasicBlock(channels, width, stride, inner_width, projection)
                 channels = width
                 recorded.append(f"layer{s}.{b}")
             self.add_module(f"layer{s}", nn.Sequential(stage))
@@ -436,14 +458,16 @@ def _build_resnet(
     widths: Sequence[int] | None,
     inner_widths: Sequence[int] | None = None,
     removed_blocks: Sequence[str] = (),
+    projection: bool = False,
 ) -> ResNet:
     """ResNet-``depth`` (depth = 6n + 2) with optional per-stage block counts and widths,
-    per-block inner widths and removed blocks."""
+    per-block inner widths and removed blocks; ``projection``: 1x1 projection shortcuts."""
     n = (depth - 2) // 6
-    name = f"resnet{depth}"
+    name = f"resnet{depth}" + ("_projection" if projection else "")
     blocks = _positive_ints([n] * 3 if stage_blocks is None else stage_blocks, 3, f"{name} blocks")
     chans = _positive_ints([16, 32, 64] if widths is None else widths, 3, f"{name} widths")
-    if any(later < earlier for earlier, later in zip(chans[:-1], chans[1:], strict=True)):
+    decreasing = any(b < a for a, b in zip(chans[:-1], chans[1:], strict=True))
+    if decreasing and not projection:
         raise ValueError(f"{name} widths must be non-decreasing (option-A shortcuts), got {chans}")
     if inner_widths is not None:
         inner_widths = _positive_ints(inner_widths, sum(blocks), f"{name} inner_widths")
@@ -454,10 +478,14 @@ def _build_resnet(
         stage, index = (int(part) for part in block.removeprefix("layer").split("."))
         if stage > 1 and index == 0:
             raise ValueError(f"{name}: {block!r} is a downsampling block and cannot be removed")
-    return ResNet(in_channels, num_classes, blocks, chans, inner_widths, list(removed_blocks))
+        if projection and index == 0:
+            raise ValueError(f"{name}: {block!r} has a projection shortcut and cannot be removed")
+    return ResNet(
+        in_channels, num_classes, blocks, chans, inner_widths, list(removed_blocks), projection
+    )
 
 
-def _resnet(depth: int) -> Callable[..., ResNet]:
+def _resnet(depth: int, projection: bool = False) -> Callable[..., ResNet]:
     """The builder of ResNet-``depth``; ``image_size`` is irrelevant thanks to global pooling."""
 
     def build(
@@ -470,7 +498,14 @@ def _resnet(depth: int) -> Callable[..., ResNet]:
         removed_blocks: Sequence[str] = (),
     ) -> ResNet:
         return _build_resnet(
-            depth, in_channels, num_classes, stage_blocks, widths, inner_widths, removed_blocks
+            depth,
+            in_channels,
+            num_classes,
+            stage_blocks,
+            widths,
+            inner_widths,
+            removed_blocks,
+            projection,
         )
 
     return build
@@ -506,6 +541,13 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("vgg16_bn", _build_vgg16_bn, 32, "CIFAR VGG-16-BN with one linear classifier"),
         ModelSpec("resnet20", _resnet(20), 1, "CIFAR ResNet-20 (He et al. 2016, option A)"),
         ModelSpec("resnet56", _resnet(56), 1, "CIFAR ResNet-56 (He et al. 2016, option A)"),
+        ModelSpec(
+            "resnet20_projection",
+            _resnet(20, projection=True),
+            1,
+            "CIFAR ResNet-20 with 1x1 projection shortcuts (conv + BN) in every stage's first "
+            "block: TensorFlow's official ResNet v1, as Renda et al. 2020 train it",
+        ),
     )
 }
 
