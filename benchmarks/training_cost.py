@@ -5,9 +5,11 @@ For each experiment, one short run of prunesim's training loop (its model, batch
 optimizer and augmentation, on synthetic images of its dataset's shape) gives seconds per
 training image; the config's whole grid (dense networks, every round of every method, with its
 retraining or fine-tuning epochs, over every seed) gives the number of training images
-processed; their product is the estimate. Extraction and comparisons are not included. The
-measured rate is printed beside the estimate, and relative to the first experiment's rate,
-so a run on another machine (``--device cuda``) shows how the costs move.
+processed; their product is the estimate. Every epoch is timed at the experiment's own batch
+size (the structured methods' authors' fine-tuning batches are not timed separately), and
+extraction and comparisons are not included. The measured time per image is printed beside
+the estimate, and each experiment's speed relative to the first one's, so a run on another
+machine (``--device cuda``) shows how the costs move.
 
     python benchmarks/training_cost.py config/paper.yaml [--images 1024] [--device cpu]
 """
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training cost of {args.config} on {device} ({torch.get_num_threads()} threads)")
     print(
         "| experiment | model | training images | epochs (grid) | ms per image | "
-        "rate vs first | estimated hours |"
+        "speed vs first | estimated hours |"
     )
     print("|---|---|---|---|---|---|---|")
     first = None

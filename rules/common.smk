@@ -232,4 +232,10 @@ def checkpoint_expectation(path):
     if found is None or found[0] not in config["experiments"]:
         return {}
     exp, identity = found
-    return {"expect": identity, "arch": config["experiments"][exp]["model"]}
+    settings = config["experiments"][exp]
+    if path.endswith(f"/{REWIND_FILE}"):  # the dense run at the epoch rounds rewind to
+        identity = {
+            **identity,
+            "epoch": rewind_epoch(settings["pruning"], settings["train"]),
+        }
+    return {"expect": identity, "arch": settings["model"]}

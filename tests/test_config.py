@@ -631,8 +631,8 @@ def test_figure_targets_and_summary_follow_the_validated_experiment(schema):
     assert figure_parts(exp) == ["main", "companion"]
     assert experiment_summary("exp1", exp) == (
         "Experiment exp1: lenet5 on mnist5k (1000 probe images from its test split), seeds 0; "
-        "IMP, 5 rounds; retrain only, 5 rounds; random (layerwise), 5 rounds; IMP removes 0.4 "
-        "of the remaining prunable weights per round (global scope)."
+        "IMP, 5 rounds; retrain only, 5 rounds; random (layerwise), 5 rounds; IMP's round r "
+        "keeps (1 - 0.4)^r of the prunable weights (global scope)."
     )
     only_two = _minimal(
         similarity={"metrics": ["cka_linear", "nbs"], "views": ["gap"]},

@@ -105,11 +105,13 @@ def test_structured_methods_fine_tune_with_the_authors_schedules():
         "gamma": 0.1,
         "epochs": 150,
         "batch_size": 256,
+        "clip_grad_norm": None,  # the experiment's clipping is not the authors'
     }
     cka = METHODS["cka_layers"].settings(pruning, TRAIN, 1)
     assert cka["finetune_epochs"] == 1  # given: the schedule shortened to it
     assert cka["finetune"]["epochs"] == 200 and cka["finetune"]["milestones"] == [100, 150]
     assert cka["finetune"]["nesterov"] is True and cka["finetune"]["batch_size"] == 128
+    assert cka["finetune"]["clip_grad_norm"] is None
     # every replaced value is a key of the train block
     from prunesim.training import TrainSettings
 
@@ -130,7 +132,7 @@ def test_imp_variants_start_from_what_their_retraining_and_schedule_need():
         first = ("dense", "dense_mask") if settings["oneshot"] else ("model", "mask")
         assert entry.starts_from[:2] == first
         assert ("rewind" in entry.starts_from) == (mode == "weight_rewind")
-    # every masked control shares IMP's budget, so "retrained exactly as IMP" stays true
+    # every masked control shares IMP's budget, so "retrained exactly as `imp`" stays true
     for name in ("retrain_only", "random_global", "random_layerwise"):
         assert METHODS[name].settings(budget, TRAIN, 1)["retrain_epochs"] == 2
 
@@ -150,3 +152,14 @@ def test_figure_labels_come_from_the_registry():
     assert method_label("random_global") == METHODS["random_global"].label
     assert round_label("cka_layers") == "blocks removed"
     assert method_label("not_registered") == "not_registered"
+
+
+def test_the_rewind_point_moves_with_the_budget_only_where_weights_are_rewound():
+    from prunesim.methods import rewind_epoch
+
+    train = {"epochs": 10}
+    without = {**PRUNING, "methods": ["imp", "imp_finetune"], "retrain_epochs": 4}
+    assert rewind_epoch(without, train) == 0  # changing t retrains no dense network
+    rewinding = {**without, "methods": ["imp", "imp_weight_rewind_oneshot"]}
+    assert rewind_epoch(rewinding, train) == 6
+    assert rewind_epoch({**rewinding, "retrain_epochs": None}, train) == 0

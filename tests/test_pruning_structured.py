@@ -177,7 +177,9 @@ def test_late_beta_clusters_from_the_given_convolution_on():
 
 def test_the_late_beta_setting_applies_to_vgg_models_only():
     setting = {"from_conv": 8, "beta": 0.92}
-    assert vgg_late_beta(_model("vgg11_bn", 3, 32), setting) == (8, 0.92)
+    assert vgg_late_beta(_model("vgg16_bn", 3, 32), setting) == (8, 0.92)
+    # vgg11_bn has 8 convolutions: none from index 8 on, so no late beta is recorded
+    assert vgg_late_beta(_model("vgg11_bn", 3, 32), setting) is None
     assert vgg_late_beta(_model("resnet20", 1, 16), setting) is None
     assert vgg_late_beta(_model("lenet5", 1, 28), setting) is None
     assert vgg_late_beta(_model("vgg11_bn", 3, 32), None) is None

@@ -11,13 +11,14 @@ import torch
 import xarray as xr
 from smoke_workflow import EXPERIMENT, copy_workflow, snakemake, write_config
 
-from prunesim.checkpoint import load_checkpoint
+from prunesim.checkpoint import load_checkpoint, save_checkpoint
 from prunesim.data import DataSettings, prepare
 from prunesim.io import InputFileError, read_json
 from prunesim.jobs.dense import train_dense
 from prunesim.jobs.model_files import ModelFiles
 from prunesim.jobs.rounds import RoundJob, prune
 from prunesim.methods import METHODS
+from prunesim.models import build_model
 from prunesim.pruning.magnitude import kept_after
 from prunesim.pruning.masks import load_masks
 
@@ -121,12 +122,59 @@ def test_each_mode_retrains_from_its_own_starting_point(run):
         result = _round(run, method, 1, FROZEN, 2, inputs)
         for name, mask in result["mask"].items():
             assert torch.equal(result["weights"][name], start[name] * mask), (method, name)
-        assert (
-            result["provenance"]["retraining"]
-            == METHODS[method].settings(
-                {"rate": 0.5, "scope": "global", "retrain_epochs": 2}, FROZEN, 1
-            )["retraining"]
-        )
+    modes = {"imp": "lr_rewind", "imp_finetune": "finetune"}
+    modes["imp_weight_rewind"] = "weight_rewind"
+    for method, mode in modes.items():
+        _, provenance = load_checkpoint(run / method / "round1" / "model.pt")
+        assert provenance["retraining"] == mode
+
+
+def test_an_iterative_round_starts_from_the_previous_round(run):
+    inputs = _dense_inputs(run)
+    first = _round(run, "imp_finetune", 1, FROZEN, 2, inputs)
+    previous = run / "imp_finetune" / "round1"
+    second = _round(
+        run,
+        "imp_finetune",
+        2,
+        FROZEN,
+        2,
+        {**inputs, "model": previous / "model.pt", "mask": previous / "mask.pt"},
+    )
+    for name, mask in second["mask"].items():
+        assert not (mask & ~first["mask"][name]).any()  # a subset of round 1's
+        assert torch.equal(second["weights"][name], first["weights"][name] * mask)
+    kept = sum(int(m.sum()) for m in second["mask"].values())
+    total = sum(m.numel() for m in second["mask"].values())
+    assert kept == kept_after(total, 0.5, 2)
+
+
+def test_weight_rewinding_restores_the_whole_state_batchnorm_statistics_included(tmp_path):
+    rewound = build_model("resnet20", 1, 10, 28)
+    with torch.no_grad():  # a state unlike a fresh network's, buffers included
+        for tensor in rewound.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.randn_like(tensor).abs())
+    path = tmp_path / "rewind.pt"
+    identity = {"experiment": "e", "method": "dense", "round": 0, "seed": 0}
+    save_checkpoint(rewound, path, {**identity, "epoch": 3})
+    job = RoundJob(
+        experiment="e",
+        seed=0,
+        method="imp_weight_rewind",
+        round=1,
+        data="",
+        inputs={"rewind": str(path)},
+        outputs=_files(tmp_path / "out"),
+        train=TRAIN,
+        settings={},
+        arch="resnet20",
+    )
+    net = build_model("resnet20", 1, 10, 28)
+    job.load_rewind_point(net, 3)
+    expected = rewound.state_dict()
+    assert any("running_var" in key for key in expected)
+    assert all(torch.equal(value, expected[key]) for key, value in net.state_dict().items())
 
 
 def test_rewinding_runs_the_schedules_last_epochs_and_fine_tuning_its_final_rate(run):
@@ -190,3 +238,29 @@ def test_the_workflow_runs_weight_rewinding_and_fine_tuning_side_by_side(tmp_pat
         assert len(read_json(seed / method / "round1" / "summary.json")["history"]) == 1
     aggregate = xr.open_dataset(workdir / "results" / EXPERIMENT / "aggregate.nc")
     assert set(aggregate["pruning"].values) == {"imp_weight_rewind_oneshot", "imp_finetune"}
+
+    # A rewind point of another epoch (t changed; rounds forced while Snakemake's triggers
+    # look at times only, so the dense run is not redone) is refused before any job runs,
+    # and the round it would have fed keeps its files.
+    def shorter_budget(exp):
+        edit(exp)
+        exp["pruning"]["retrain_epochs"] = 2  # rounds now rewind to epoch 0
+
+    config = write_config(workdir, "budget2.yaml", shorter_budget)
+    kept = seed / "imp_weight_rewind_oneshot" / "round1" / "model.pt"
+    before = kept.stat().st_mtime_ns
+    run = snakemake(
+        workdir,
+        "numbers",
+        "--forcerun",
+        "prune",
+        "--rerun-triggers",
+        "mtime",
+        "--configfile",
+        config,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert "damaged input" in run.stderr and "rewind.pt" in run.stderr
+    assert "epoch 1 where 0 was expected" in run.stderr
+    assert kept.stat().st_mtime_ns == before

@@ -261,7 +261,7 @@ def experiment_summary(name: str, exp: dict) -> str:
     rate = ""
     # only IMP's variants have a rate (the random ones mirror IMP's masks)
     if any(m.startswith("imp") for m in pruning["methods"]):
-        rate = f"; IMP removes {pruning['rate']} of the remaining prunable weights per round"
+        rate = f"; IMP's round r keeps (1 - {pruning['rate']})^r of the prunable weights"
         rate += f" ({pruning['scope']} scope)"
     return (
         f"Experiment {name}: {exp['model']} on {dataset['name']} ({dataset['probe_size']} "

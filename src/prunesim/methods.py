@@ -45,6 +45,7 @@ AUTHORS_FINETUNING = {
         "gamma": 0.1,
         "epochs": 150,
         "batch_size": 256,
+        "clip_grad_norm": None,
     },
     # github.com/IanPons/CKA-Layer-Pruning: main.py's finetuning (SGD lr 0.01, momentum 0.9,
     # Nesterov, batch 128) for 200 epochs with the LR divided by 10 at epochs 100 and 150 (its
@@ -61,6 +62,7 @@ AUTHORS_FINETUNING = {
         "gamma": 0.1,
         "epochs": 200,
         "batch_size": 128,
+        "clip_grad_norm": None,
     },
 }
 
@@ -139,7 +141,10 @@ def retrain_epochs(pruning: dict, train: dict) -> int:
 
 def rewind_epoch(pruning: dict, train: dict) -> int:
     """The dense run's epoch that weight rewinding returns to (its ``rewind.pt``): t epochs
-    before the end, so that every retraining mode trains t epochs (0: the initialisation)."""
+    before the end, so that every retraining mode trains t epochs. Without a weight-rewinding
+    method it is 0 (the initialisation), so that changing t retrains no dense network."""
+    if not any(REWIND_POINT in METHODS[m].starts_from for m in pruning["methods"]):
+        return 0
     return train["epochs"] - retrain_epochs(pruning, train)
 
 
@@ -169,7 +174,10 @@ def _imp(retraining: str, oneshot: bool) -> Method:
     network by `rate`) or one-shot (each round prunes the dense network once to the
     sparsity of IMP's round)."""
     label, how = RETRAINING[retraining]
-    name = "_".join(["imp", *([retraining] if label else []), *(["oneshot"] if oneshot else [])])
+    rewinds_lr = retraining == "lr_rewind"  # plain `imp`: its name predates the other modes
+    name = "_".join(
+        ["imp", *([] if rewinds_lr else [retraining]), *(["oneshot"] if oneshot else [])]
+    )
     step = (
         "prune the dense network once, by magnitude, to iterative IMP's kept count of the round"
         if oneshot
@@ -183,7 +191,9 @@ def _imp(retraining: str, oneshot: bool) -> Method:
         starts += (REWIND_POINT,)
     return Method(
         name=name,
-        label=", ".join(["IMP", *([label] if label else []), *(["one-shot"] if oneshot else [])]),
+        label=", ".join(
+            ["IMP", *([] if rewinds_lr else [label]), *(["one-shot"] if oneshot else [])]
+        ),
         round_label="sparsity of IMP round" if oneshot else "IMP round",
         summary=f"{'one-shot' if oneshot else 'iterative'} magnitude pruning: {step}; {how}",
         job="prunesim.jobs.imp",
@@ -211,7 +221,7 @@ def _random_baseline(scope: str, matched: str) -> Method:
         round_label="round (IMP's sparsity)",
         summary=(
             f"control: random surviving weights removed until {matched} equals IMP's round, "
-            "retrained exactly as IMP"
+            "retrained exactly as `imp` (learning-rate rewinding, the same budget and batches)"
         ),
         job="prunesim.jobs.random_baseline",
         starts_from=(PREVIOUS_MODEL, PREVIOUS_MASK, IMP_MASK),
@@ -233,8 +243,8 @@ METHODS: dict[str, Method] = {
             round_label="round (IMP's schedule)",
             summary=(
                 "control: nothing pruned; each round retrains the previous round's network "
-                "exactly as IMP does (schedule, seeds, batch order): what retraining alone "
-                "changes"
+                "exactly as `imp` does (learning-rate rewinding: budget, seeds, batch order): "
+                "what retraining alone changes"
             ),
             job="prunesim.jobs.retrain_only",
             starts_from=(PREVIOUS_MODEL, PREVIOUS_MASK),

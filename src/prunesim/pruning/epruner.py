@@ -155,8 +155,11 @@ def _authors_init(model: nn.Module, seed: int) -> None:
 
 def vgg_late_beta(model: nn.Module, setting: dict | None) -> tuple[int, float] | None:
     """The ``late_beta`` of the config's ``epruner.vgg_late_beta`` for ``model``: the
-    authors' rule is their VGG code's, so other architectures get none."""
+    authors' rule is their VGG code's, so other architectures get none, and so does a VGG
+    with no convolution from ``from_conv`` on (only ``vgg16_bn`` has nine or more)."""
     if setting is None or not isinstance(model, VGG):
+        return None
+    if int(setting["from_conv"]) >= len(filter_groups(model)):
         return None
     return int(setting["from_conv"]), float(setting["beta"])
 
