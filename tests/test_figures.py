@@ -170,6 +170,7 @@ def test_main_figure_legend_says_what_every_band_and_line_is(drawn):
         assert words in legend, legend
     title = drawn[0]._suptitle.get_text()
     assert "rounds 1-2 keep 50, 25% of prunable weights" in title
+    assert "IMP; random (layerwise): rounds" in title  # labels may hold commas
 
 
 def test_band_is_the_seeds_bootstrap_range_with_two_seeds_and_a_t_interval_with_three():

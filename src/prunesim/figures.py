@@ -364,7 +364,7 @@ def _remaining_line(ds: xr.Dataset) -> str:
     rounds = [int(r) for r in ds["round"].values if r > 0]
     kept = remaining.sel(round=rounds)
     spread = kept.max("pruning", skipna=False) - kept.min("pruning", skipna=False)
-    labels = ", ".join(method_label(m) for m in pruned)
+    labels = "; ".join(method_label(m) for m in pruned)  # labels may hold commas
     if bool((spread < 0.5).all()):
         values = ", ".join(f"{float(remaining.sel(round=r).mean()):.3g}" for r in rounds)
         return f"{labels}: rounds {rounds[0]}-{rounds[-1]} keep {values}% of prunable weights"
