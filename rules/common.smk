@@ -233,7 +233,7 @@ def checkpoint_expectation(path):
         return {}
     exp, identity = found
     settings = config["experiments"][exp]
-    if path.endswith(f"/{REWIND_FILE}"):  # the dense run at the epoch rounds rewind to
+    if Path(path).name == REWIND_FILE:  # the dense run at the epoch rounds rewind to
         identity = {
             **identity,
             "epoch": rewind_epoch(settings["pruning"], settings["train"]),
