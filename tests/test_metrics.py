@@ -527,6 +527,11 @@ def test_different_sample_counts_raise(rng):
 
 def test_non_matrix_input_raises(rng):
     with pytest.raises(ValueError, match="2-D"):
+        similarity(rng.standard_normal(10), rng.standard_normal((10, 3)), "cka_linear")
+
+
+def test_layer_output_without_view_asks_for_one(rng):
+    with pytest.raises(ValueError, match=r"shape \(10, 3, 2\) needs a view.*flatten"):
         similarity(rng.standard_normal((10, 3, 2)), rng.standard_normal((10, 3)), "cka_linear")
 
 

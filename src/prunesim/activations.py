@@ -1,4 +1,5 @@
-"""Record layer outputs on the probe set into a chunked zarr (v3) store, batch by batch.
+"""A model's layer outputs on the probe set: recorded into a chunked zarr (v3) store batch by
+batch, or held in memory for a notebook comparison.
 
 One store per model, one array per recorded layer of shape ``(n, ...)``, chunked along the
 sample axis (one chunk per batch, so every write is a whole chunk) and Blosc-compressed. The
@@ -10,6 +11,10 @@ values, and :class:`ActivationStore` checks each chunk against it as it streams 
 checking costs no second pass. A chunk that is missing (zarr would return its fill value;
 the fill value is NaN, never a plausible activation), damaged or replaced is refused with
 the path, layer and samples.
+
+:class:`ActivationArrays` has the store's read interface over arrays in memory, so
+:mod:`prunesim.comparison` compares either. zarr is imported only where a store is written or
+opened, and torch only where a model runs: the in-memory path needs neither.
 """
 
 from __future__ import annotations
@@ -17,19 +22,20 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import zarr
-from zarr.codecs import BloscCodec
 
 import prunesim
-from prunesim.io import InputFileError, atomic_path, first_line
+from prunesim.io import InputFileError, atomic_path, first_line, progress
+from prunesim.metrics.views import to_numpy
 
-if TYPE_CHECKING:  # torch is imported only where a model runs: comparing stores needs none
+if TYPE_CHECKING:
     import torch
+    import zarr
     from torch import nn
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,92 @@ def chunk_checksum(values: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(values, dtype=np.float32).data)
 
 
+def layer_outputs(
+    models: list[nn.Module], layers: list[list[str]], batches: Iterable
+) -> Iterator[list[dict[str, np.ndarray]]]:
+    """Run every batch through every model (eval mode, no gradients) and yield, per batch, each
+    model's ``{layer: output}`` as float32 numpy arrays. Each model runs on its own device
+    (where its first parameter is); a batch is moved there. The models see the same batches
+    in the same order, so a shuffling data loader still pairs their samples."""
+    import torch
+
+    hooks = []
+    outputs: list[dict[str, np.ndarray]] = [{} for _ in models]
+
+    def hook_for(name: str, out: dict):
+        def hook(module, inputs, output):
+            if name in out:
+                raise RuntimeError(
+                    f"module {name!r} ran twice in one forward pass (a module used at two "
+                    "places): record the places by different modules"
+                )
+            # Copy now: an in-place op later in the pass (ReLU(inplace=True), x += shortcut)
+            # would otherwise change what is stored.
+            out[name] = output.detach().to("cpu", torch.float32, copy=True).numpy()
+
+        return hook
+
+    modes = [model.training for model in models]
+    try:
+        for model, names, out in zip(models, layers, outputs, strict=True):
+            modules = dict(model.named_modules())
+            unknown = [name for name in names if name not in modules]
+            if unknown:
+                raise ValueError(
+                    f"layers {unknown} are not modules of the model; its modules are "
+                    f"{[n for n in modules if n][:12]}{' …' if len(modules) > 13 else ''}"
+                )
+            hooks += [modules[name].register_forward_hook(hook_for(name, out)) for name in names]
+            model.eval()
+        devices = [_device_of(model) for model in models]
+        with torch.inference_mode():
+            for batch in batches:
+                for model, names, out, device in zip(models, layers, outputs, devices, strict=True):
+                    out.clear()
+                    model(batch.to(device))
+                    missing = [name for name in names if name not in out]
+                    if missing:
+                        raise RuntimeError(f"layers {missing} did not run in the forward pass")
+                yield [dict(out) for out in outputs]
+    finally:
+        for handle in hooks:
+            handle.remove()
+        for model, mode in zip(models, modes, strict=True):
+            model.train(mode)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    import torch
+
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def input_batches(data, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of model inputs from a tensor or array (``n × …``, split into ``batch_size``
+    rows) or an iterable of batches (a DataLoader: a tensor, or a tuple/list whose first
+    element is the inputs, as ``(images, labels)``)."""
+    import torch
+
+    if hasattr(data, "shape"):
+        data = torch.as_tensor(data)
+        for start in range(0, len(data), batch_size):
+            yield data[start : start + batch_size]
+        return
+    for k, batch in enumerate(data):
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        if not isinstance(batch, torch.Tensor):
+            raise TypeError(
+                f"batch {k} of the data is a {type(batch).__name__}, expected a tensor or a "
+                "tuple (inputs, labels, ...) whose first element is a tensor"
+            )
+        yield batch
+
+
 def record_activations(
     model: nn.Module,
     layers: list[str],
@@ -65,80 +157,112 @@ def record_activations(
 
     ``attrs`` (JSON-serialisable: probe digest, model provenance) go into the manifest.
     """
-    import torch
-
-    with torch.inference_mode():
-        _extract(model, layers, images, store_path, batch_size, attrs or {})
-    log.info("wrote %d layers x %d samples to %s", len(layers), len(images), store_path)
-
-
-def _extract(model, layers, images, store_path, batch_size: int, attrs: dict) -> None:
-    import torch
+    import zarr
+    from zarr.codecs import BloscCodec
 
     modules = dict(model.named_modules())
-    unknown = [name for name in layers if name not in modules]
-    if unknown:
-        raise ValueError(f"layers {unknown} are not modules of the model")
-    outputs: dict[str, np.ndarray] = {}
-    checksums: dict[str, list[int]] = {name: [] for name in layers}
-
-    def hook_for(name: str):
-        def hook(module, inputs, output):
-            if name in outputs:
-                raise RuntimeError(f"module {name!r} ran twice in one forward pass")
-            # Copy now: an in-place op later in the pass (ReLU(inplace=True), x += shortcut)
-            # would otherwise change what is stored.
-            outputs[name] = output.detach().to("cpu", torch.float32, copy=True).numpy()
-
-        return hook
-
-    handles = [modules[name].register_forward_hook(hook_for(name)) for name in layers]
-    model.eval()
     n = len(images)
+    checksums: dict[str, list[int]] = {name: [] for name in layers}
     compressor = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
-    try:
-        with atomic_path(store_path) as tmp:
-            group = zarr.open_group(tmp, mode="w")
-            arrays: dict[str, zarr.Array] = {}
-            for start in range(0, n, batch_size):
-                outputs.clear()
-                model(images[start : start + batch_size])
-                for name in layers:
-                    batch = outputs[name]
-                    if name not in arrays:
-                        arrays[name] = group.create_array(
-                            name,
-                            shape=(n, *batch.shape[1:]),
-                            chunks=(batch_size, *batch.shape[1:]),
-                            dtype="float32",
-                            fill_value=np.nan,
-                            compressors=compressor,
-                            dimension_names=("sample", *_feature_dims(name, batch.ndim)),
-                        )
-                        arrays[name].attrs.update(
-                            {"layer": name, "module": type(modules[name]).__name__}
-                        )
-                    arrays[name][start : start + len(batch)] = batch
-                    checksums[name].append(chunk_checksum(batch))
-            group.attrs[MANIFEST] = {
-                "format": FORMAT,
-                "complete": True,
-                "layers": list(layers),
-                "n": n,
-                "arrays": {
-                    name: {
-                        "shape": list(arrays[name].shape),
-                        "chunk": batch_size,
-                        "crc32": checksums[name],
-                    }
-                    for name in layers
-                },
-                "prunesim_version": prunesim.__version__,
-                **attrs,
-            }
-    finally:
-        for handle in handles:
-            handle.remove()
+    batches = progress(input_batches(images, batch_size), -(-n // batch_size), "batches", log)
+    with atomic_path(store_path) as tmp:
+        group = zarr.open_group(tmp, mode="w")
+        arrays: dict[str, zarr.Array] = {}
+        start = 0
+        for (outputs,) in layer_outputs([model], [layers], batches):
+            for name in layers:
+                batch = outputs[name]
+                if name not in arrays:
+                    arrays[name] = group.create_array(
+                        name,
+                        shape=(n, *batch.shape[1:]),
+                        chunks=(batch_size, *batch.shape[1:]),
+                        dtype="float32",
+                        fill_value=np.nan,
+                        compressors=compressor,
+                        dimension_names=("sample", *_feature_dims(name, batch.ndim)),
+                    )
+                    arrays[name].attrs.update(
+                        {"layer": name, "module": type(modules[name]).__name__}
+                    )
+                arrays[name][start : start + len(batch)] = batch
+                checksums[name].append(chunk_checksum(batch))
+            start += len(outputs[layers[0]])
+        group.attrs[MANIFEST] = {
+            "format": FORMAT,
+            "complete": True,
+            "layers": list(layers),
+            "n": n,
+            "arrays": {
+                name: {
+                    "shape": list(arrays[name].shape),
+                    "chunk": batch_size,
+                    "crc32": checksums[name],
+                }
+                for name in layers
+            },
+            "prunesim_version": prunesim.__version__,
+            **(attrs or {}),
+        }
+    log.info("wrote %d layers x %d samples to %s", len(layers), n, store_path)
+
+
+@dataclass(frozen=True)
+class ActivationArrays:
+    """Layer outputs held in memory (``{layer: n × …}``, the same n and samples in every
+    layer), with :class:`ActivationStore`'s read interface."""
+
+    arrays: Mapping[str, np.ndarray]
+    chunk: int = 1024  # rows per block when the comparison streams them
+
+    def __post_init__(self) -> None:
+        arrays = {str(name): to_numpy(a) for name, a in self.arrays.items()}
+        if not arrays:
+            raise ValueError("no layers to compare")
+        sizes = {name: a.shape[0] if a.ndim else 0 for name, a in arrays.items()}
+        if len(set(sizes.values())) != 1 or min(sizes.values()) < 1:
+            raise ValueError(f"every layer needs the same samples (rows), got {sizes}")
+        for name, a in arrays.items():
+            if a.ndim < 2:
+                raise ValueError(f"layer {name!r} has shape {a.shape}: expected n × features")
+        object.__setattr__(self, "arrays", arrays)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.arrays)
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def shape(self, layer: str) -> tuple[int, ...]:
+        return tuple(self.arrays[layer].shape)
+
+    def chunk_size(self) -> int:
+        return self.chunk
+
+    def read(self, layer: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.arrays[layer][start:stop]
+
+    def load(self, layer: str) -> np.ndarray:
+        return self.arrays[layer]
+
+
+def collect_activations(
+    models: list[nn.Module], layers: list[list[str]], data, batch_size: int = 256
+) -> list[ActivationArrays]:
+    """Every model's ``layers`` on ``data`` (see :func:`input_batches`), in memory (float32)."""
+    parts: list[dict[str, list[np.ndarray]]] = [{name: [] for name in names} for names in layers]
+    for outputs in layer_outputs(models, layers, input_batches(data, batch_size)):
+        for part, out in zip(parts, outputs, strict=True):
+            for name, value in out.items():
+                part[name].append(value)
+    if not any(parts[0].values()) or not parts[0][layers[0][0]]:
+        raise ValueError("the data gave no batches")
+    return [
+        ActivationArrays({name: np.concatenate(v) for name, v in part.items()}, batch_size)
+        for part in parts
+    ]
 
 
 def _feature_dims(layer: str, ndim: int) -> tuple[str, ...]:
@@ -218,6 +342,8 @@ def _summary(recorded: dict | None) -> str:
 def open_activations(path: str | os.PathLike[str]) -> ActivationStore:
     """Open a store written by :func:`record_activations`; refuse incomplete or foreign
     ones, and ones whose arrays differ from what the manifest records."""
+    import zarr
+
     path = Path(path)
     name = f"activation store {str(path)!r}"
     if not path.exists():

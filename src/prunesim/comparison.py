@@ -1,14 +1,13 @@
-"""Two activation stores -> an xarray Dataset over all layer pairs × metrics × views.
+"""Two models' activations -> an xarray Dataset over all layer pairs × metrics × views.
 
-The stores are streamed chunk by chunk by the metrics' one streaming driver (twice: means
+The activations are two stores (the workflow's :func:`compare_stores`), two dicts of arrays
+(:func:`compare_arrays`) or two models run on the same data (:func:`compare_models`, the
+notebook's one call); all three return the same Dataset. They are streamed chunk by chunk by the metrics' one streaming driver (twice: means
 first, then centred statistics), so memory does not grow with the number of probe samples for
 layers with p <= n; its memory policy is stated in :mod:`prunesim.metrics.streaming`. Each
 layer's factors are computed once and shared by every pair and metric.
 
-Views turn a layer's output into an ``n × p`` matrix. For conv outputs ``(n, C, H, W)``:
-``flatten`` is ``n × C·H·W``, ``gap`` (global average pool) is ``n × C``, ``channels`` is
-``n·H·W × C`` (every spatial position a sample; only pairs with equal H×W). Outputs that are
-already ``n × p`` are the same under every view.
+Views turn a layer's output into an ``n × p`` matrix (:mod:`prunesim.metrics.views`).
 """
 
 from __future__ import annotations
@@ -16,15 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 import prunesim
-from prunesim.activations import ActivationStore, open_activations
+from prunesim.activations import ActivationArrays, collect_activations
+from prunesim.io import progress
 from prunesim.metrics import (
     METRICS,
     REGISTRY,
@@ -45,27 +46,16 @@ from prunesim.metrics.calibration import (
 )
 from prunesim.metrics.factors import RANK_TOL
 from prunesim.metrics.streaming import Policy, Side, stream
+from prunesim.metrics.views import VIEWS
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from prunesim.activations import ActivationStore
+
+    Activations = ActivationStore | ActivationArrays
 
 log = logging.getLogger(__name__)
-
-
-def _flatten(a: np.ndarray) -> np.ndarray:
-    return a.reshape(len(a), -1)
-
-
-def _gap(a: np.ndarray) -> np.ndarray:
-    return a.reshape(*a.shape[:2], -1).mean(axis=2) if a.ndim > 2 else a
-
-
-def _channels(a: np.ndarray) -> np.ndarray:
-    return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1]) if a.ndim > 2 else a
-
-
-VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "flatten": _flatten,
-    "gap": _gap,
-    "channels": _channels,
-}
 
 
 CALIBRATED_PAIRS = {
@@ -144,7 +134,7 @@ class CompareSettings:
         )
 
 
-def _representation_key(store: ActivationStore, views: tuple[str, ...]) -> Callable:
+def _representation_key(store: Activations, views: tuple[str, ...]) -> Callable:
     """``key(layer, view)``: the representation a layer has under a view. Outputs that are
     already n × p are the same under every view, so they have one key (the first view's) and
     are streamed, factored and compared once."""
@@ -155,14 +145,15 @@ def _representation_key(store: ActivationStore, views: tuple[str, ...]) -> Calla
     return key
 
 
-def _store_side(store: ActivationStore, views: tuple[str, ...]) -> Side:
+def _store_side(store: Activations, views: tuple[str, ...], side_name: str) -> Side:
     """A store as a side of the streaming driver: one representation per distinct
     (layer, view) (see :func:`_representation_key`)."""
 
     def blocks(step: int | None) -> Iterator[dict[str, np.ndarray]]:
         """Consecutive blocks of ``step`` samples (default: the store's chunk) of every layer."""
         step = step or store.chunk_size()
-        for start in range(0, store.n, step):
+        starts = range(0, store.n, step)
+        for start in progress(starts, len(starts), f"{side_name}: blocks of {step} samples", log):
             yield {layer: store.read(layer, start, start + step) for layer in store.layers}
 
     def representation(layer: str, view: str):
@@ -177,7 +168,7 @@ def _store_side(store: ActivationStore, views: tuple[str, ...]) -> Side:
     return Side(blocks, store.chunk_size(), reps)
 
 
-def _pairs(store_a: ActivationStore, store_b: ActivationStore, views) -> list:
+def _pairs(store_a: Activations, store_b: Activations, views) -> list:
     """Every distinct pair of representations (layer of A, layer of B) under each view, but
     for the channels view only layers of equal spatial size (their positions are the
     samples)."""
@@ -315,11 +306,11 @@ def _calibrate(
 def compare_stores(
     path_a: str, path_b: str, settings: CompareSettings, attrs: dict | None = None
 ) -> xr.Dataset:
-    """All layer pairs (layers of A × layers of B) × metrics × views of two stores.
+    """All layer pairs (layers of A × layers of B) × metrics × views of two activation
+    stores, which must hold the same probe set (checked by digest). Comparing a store with
+    itself shares every factor."""
+    from prunesim.activations import open_activations
 
-    The stores must hold the same probe set (checked by digest). Comparing a store with
-    itself shares every factor.
-    """
     store_a = open_activations(path_a)
     store_b = store_a if str(path_b) == str(path_a) else open_activations(path_b)
     digest_a, digest_b = store_a.manifest.get("probe_digest"), store_b.manifest.get("probe_digest")
@@ -328,8 +319,88 @@ def compare_stores(
             f"stores {path_a!r} and {path_b!r} hold different probe sets "
             f"(digests {digest_a} / {digest_b}, n {store_a.n} / {store_b.n})"
         )
-    side_a = _store_side(store_a, settings.views)
-    side_b = side_a if store_b is store_a else _store_side(store_b, settings.views)
+    provenance = {"store_a": str(path_a), "store_b": str(path_b), "probe_digest": str(digest_a)}
+    return compare_activations(store_a, store_b, settings, {**provenance, **(attrs or {})})
+
+
+def compare_arrays(activations_a: Mapping, activations_b: Mapping, **settings) -> xr.Dataset:
+    """All layer pairs × metrics × views of two models' layer outputs held in memory:
+    ``{layer name: array}`` (numpy or torch; ``n × p`` or a conv output ``n × C × H × W``),
+    rows = the same samples in the same order on both sides. ``settings`` are
+    :class:`CompareSettings` fields (``metrics=``, ``views=``, ``permutations=``, ...)."""
+    a, b = ActivationArrays(activations_a), ActivationArrays(activations_b)
+    if a.n != b.n:
+        raise ValueError(f"the two sides hold different sample counts: {a.n} and {b.n}")
+    return compare_activations(a, b, _settings(settings))
+
+
+def compare_models(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    data,
+    layers: list[str] | None = None,
+    layers_b: list[str] | None = None,
+    batch_size: int = 256,
+    **settings,
+) -> xr.Dataset:
+    """Similarity of every layer of ``model_a`` to every layer of ``model_b`` on ``data``, in
+    one call: an xarray Dataset like the workflow's ``similarity.nc`` (``similarity``, and
+    ``nan_reason`` saying why a value is undefined, over ``metric, view, layer_a, layer_b``).
+
+    ``data``: a tensor of inputs (split into ``batch_size`` rows) or an iterable of batches
+    such as a DataLoader (a tensor, or ``(inputs, labels, ...)``); both models see each batch,
+    so a shuffling loader is fine. ``layers``: module names to record (default: every leaf
+    module but those that only repeat or drop their input: Identity, Flatten, Dropout);
+    ``layers_b`` defaults to ``layers`` (or ``model_b``'s own default). Outputs are held in
+    memory as float32. ``settings`` are :class:`CompareSettings` fields; ``device`` also
+    sets where the metrics' linear algebra runs (the models run where they are)."""
+    compare = _settings(settings)
+    names_a = list(layers) if layers is not None else default_layers(model_a)
+    if layers_b is not None:
+        names_b = list(layers_b)
+    else:
+        names_b = names_a if layers is not None else default_layers(model_b)
+    acts_a, acts_b = collect_activations([model_a, model_b], [names_a, names_b], data, batch_size)
+    return compare_activations(acts_a, acts_b, compare)
+
+
+# Leaf modules that only pass their input on, reshaped or unchanged in eval mode.
+_REPEATING_MODULES = ("Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d")
+
+
+def default_layers(model: nn.Module) -> list[str]:
+    """Every leaf module of ``model`` in registration order, except those that repeat their
+    input (:data:`_REPEATING_MODULES`)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if name
+        and not any(True for _ in module.children())
+        and type(module).__name__ not in _REPEATING_MODULES
+    ]
+
+
+def _settings(settings: dict) -> CompareSettings:
+    for key in ("metrics", "views"):
+        if isinstance(settings.get(key), str):
+            settings[key] = (settings[key],)
+        elif key in settings:
+            settings[key] = tuple(settings[key])
+    known = {f.name for f in fields(CompareSettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"unknown settings {unknown}; expected some of {sorted(known)}")
+    return CompareSettings(**settings)
+
+
+def compare_activations(
+    store_a: Activations, store_b: Activations, settings: CompareSettings, attrs: dict | None = None
+) -> xr.Dataset:
+    """All layer pairs (layers of A × layers of B) × metrics × views of two models'
+    activations (stores or arrays holding the same samples). The same object on both sides
+    shares every factor."""
+    side_a = _store_side(store_a, settings.views, "model a")
+    side_b = side_a if store_b is store_a else _store_side(store_b, settings.views, "model b")
     streamed = stream(side_a, side_b, _pairs(store_a, store_b, settings.views), settings.policy)
     factors_a = {k: LayerFactors(s, settings.rank_tol) for k, s in streamed.stats_a.items()}
     factors_b = (
@@ -353,35 +424,38 @@ def compare_stores(
     reasons = np.full(shape, "", dtype=object)
     cautions = np.full(shape, "", dtype=object)
     done: dict[tuple, tuple[int, int, int]] = {}  # pair of representations -> its first cell
-    for v, view in enumerate(settings.views):
-        for i, la in enumerate(layers_a):
-            spatial_a = store_a.shape(la)[2:]
-            for j, lb in enumerate(layers_b):
-                spatial_b = store_b.shape(lb)[2:]
-                if view == "channels" and spatial_a != spatial_b:
-                    reasons[:, v, i, j] = (
-                        f"channels view needs equal spatial sizes, got {spatial_a} and {spatial_b}"
-                    )
-                    continue
-                keys = (key_a(la, view), key_b(lb, view))
-                if keys in done:  # the same two representations under an earlier view
-                    for array in (values, reasons, cautions):
-                        array[:, v, i, j] = array[(slice(None), *done[keys])]
-                    continue
-                done[keys] = (v, i, j)
-                pair = PairFactors(
-                    factors_a[la, view],
-                    factors_b[lb, view],
-                    streamed.crosses.get(keys),
-                    keep_directions="pwcca" in settings.metrics,
-                )
-                for m, metric in enumerate(settings.metrics):
-                    result = evaluate(pair, metric, options)
-                    values[m, v, i, j] = result.value
-                    reasons[m, v, i, j] = result.reason if math.isnan(result.value) else ""
-                    if not math.isnan(result.value):
-                        cautions[m, v, i, j] = caution(pair, metric, options)
-        log.info("view %s: %d x %d layer pairs compared", view, len(layers_a), len(layers_b))
+    cells = [
+        (v, i, j)
+        for v in range(len(settings.views))
+        for i in range(len(layers_a))
+        for j in range(len(layers_b))
+    ]
+    for v, i, j in progress(cells, len(cells), "layer pairs compared", log):
+        view, la, lb = settings.views[v], layers_a[i], layers_b[j]
+        spatial_a, spatial_b = store_a.shape(la)[2:], store_b.shape(lb)[2:]
+        if view == "channels" and spatial_a != spatial_b:
+            reasons[:, v, i, j] = (
+                f"channels view needs equal spatial sizes, got {spatial_a} and {spatial_b}"
+            )
+            continue
+        keys = (key_a(la, view), key_b(lb, view))
+        if keys in done:  # the same two representations under an earlier view
+            for array in (values, reasons, cautions):
+                array[:, v, i, j] = array[(slice(None), *done[keys])]
+            continue
+        done[keys] = (v, i, j)
+        pair = PairFactors(
+            factors_a[la, view],
+            factors_b[lb, view],
+            streamed.crosses.get(keys),
+            keep_directions="pwcca" in settings.metrics,
+        )
+        for m, metric in enumerate(settings.metrics):
+            result = evaluate(pair, metric, options)
+            values[m, v, i, j] = result.value
+            reasons[m, v, i, j] = result.reason if math.isnan(result.value) else ""
+            if not math.isnan(result.value):
+                cautions[m, v, i, j] = caution(pair, metric, options)
     calibrated = (
         _calibrate(values, factors_a, factors_b, (layers_a, layers_b), store_a.n, settings)
         if settings.calibration().active
@@ -416,9 +490,6 @@ def compare_stores(
             ds[f"{kind}_{side}"].attrs["long_name"] = f"{meaning} in layer_{side}"
     ds.attrs.update(
         {
-            "store_a": str(path_a),
-            "store_b": str(path_b),
-            "probe_digest": str(digest_a),
             "n_samples": store_a.n,
             "settings": json.dumps(asdict(settings)),
             "metric_definitions": json.dumps(definitions(settings.metrics, options)),

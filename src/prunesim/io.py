@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -17,9 +18,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class JobFailure(RuntimeError):
@@ -171,6 +174,38 @@ def log_to(path: str | os.PathLike[str] | None, level: int = logging.INFO) -> No
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.captureWarnings(True)
+
+
+PROGRESS_EVERY_S = 10.0  # a long job's log gains a line at least this often while it works
+
+
+def progress(
+    items: Iterable[T],
+    total: int | None,
+    what: str,
+    logger: logging.Logger,
+    every_s: float = PROGRESS_EVERY_S,
+) -> Iterator[T]:
+    """``items``, logging ``what`` done so far (of ``total``), the elapsed time and an
+    estimate of the rest whenever ``every_s`` seconds have passed, and once at the end: a
+    steady pulse in a long job's log, whatever the size of each step."""
+    start = last = time.monotonic()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= every_s:
+            last = now
+            logger.info("%s", _progress_line(what, done, total, now - start))
+    logger.info("%s", _progress_line(what, done, total, time.monotonic() - start))
+
+
+def _progress_line(what: str, done: int, total: int | None, elapsed: float) -> str:
+    if not total:
+        return f"{what}: {done} done in {elapsed:.1f} s"
+    left = elapsed / done * (total - done) if done else math.nan
+    return f"{what}: {done}/{total} ({100 * done / total:.0f}%) in {elapsed:.1f} s, about {left:.0f} s left"
 
 
 def _snakemake_ancestor() -> int | None:

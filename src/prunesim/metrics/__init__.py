@@ -33,6 +33,7 @@ from prunesim.metrics.factors import (
 )
 from prunesim.metrics.stats import as_matrix
 from prunesim.metrics.streaming import Policy, array_side, stream, wants_samples
+from prunesim.metrics.views import VIEWS, apply_view, rows_per_sample
 
 
 @dataclass(frozen=True)
@@ -488,6 +489,7 @@ def similarity(
     X,
     Y,
     metric: str,
+    view: str | None = None,
     rank_tol: float = RANK_TOL,
     float32_products: bool = False,
     device: str = "cpu",
@@ -495,7 +497,8 @@ def similarity(
 ) -> Similarity:
     """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples).
 
-    Returns a float; when it is NaN (a constant layer, a degenerate CCA, non-finite input),
+    A layer's raw output (a conv layer's ``n × C × H × W``) needs a ``view`` ("flatten",
+    "gap", "channels"; :mod:`prunesim.metrics.views`), applied to both. Returns a float; when it is NaN (a constant layer, a degenerate CCA, non-finite input),
     its ``reason`` attribute says why. Arrays that are not activation matrices (empty,
     complex, non-numeric, different row counts) raise ValueError.
 
@@ -506,6 +509,7 @@ def similarity(
     torch sees one), or ``"torch:cpu"``; see :mod:`prunesim.metrics.backend`.
     """
     spec, opts = get_metric(metric), MetricOptions(**options)
+    X, Y = apply_view(X, view), apply_view(Y, view)
     keep = wants_samples(spec.needs_pairwise, len(X), opts.pairwise_max_samples)
     pair = pair_factors(X, Y, rank_tol, keep, float32_products=float32_products, device=device)
     result = evaluate(pair, metric, opts)
@@ -520,7 +524,8 @@ def calibrated(
     bootstrap: int = 100,
     seed: int = 0,
     confidence: float = 0.95,
-    rows_per_image: int = 1,
+    view: str | None = None,
+    rows_per_image: int | None = None,
     rank_tol: float = RANK_TOL,
     device: str = "cpu",
     **options,
@@ -528,10 +533,14 @@ def calibrated(
     """``similarity(X, Y, metric)`` with its calibration (:mod:`prunesim.metrics.calibration`):
     a dict of ``value`` and the summaries ``null_mean``, ``null_std``, ``p_value``,
     ``corrected``, ``bootstrap_std``, ``bootstrap_bias``, ``ci_low``, ``ci_high`` (NaN where
-    the value is). ``rows_per_image``: consecutive rows that belong to one sample and move
-    together (the channels view's positions of an image)."""
+    the value is). ``view`` as in :func:`similarity`. ``rows_per_image``: consecutive rows that
+    belong to one sample and move together (the channels view's positions of an image);
+    by default H × W under the channels view of a conv output, else 1."""
     spec, opts = get_metric(metric), MetricOptions(**options)
     calibration = Calibration(permutations, bootstrap, seed, confidence)
+    if rows_per_image is None:
+        rows_per_image = rows_per_sample(X, view)
+    X, Y = apply_view(X, view), apply_view(Y, view)
     X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
     if len(X) != len(Y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
@@ -568,6 +577,7 @@ __all__ = [
     "METRICS",
     "RANK_TOL",
     "REGISTRY",
+    "VIEWS",
     "Similarity",
     "calibrated",
     "caution",
@@ -582,4 +592,5 @@ __all__ = [
     "layer_factors",
     "pair_factors",
     "similarity",
+    "apply_view",
 ]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prunesim.metrics.backend import NUMPY
+from prunesim.metrics.views import to_numpy
 
 # A neuron is constant when its std is within the rounding of its own values: std <= rtol ×
 # |mean|, a rule that depends on no other neuron (so on no scale). float64 (and integer) data:
@@ -52,12 +53,7 @@ def product(a: np.ndarray, b: np.ndarray, float32: bool = False, backend=NUMPY) 
 def as_matrix(x) -> np.ndarray:
     """numpy or torch ``n × p`` array of real numbers -> numpy array; a ValueError for
     anything that is not an activation matrix (wrong rank, empty, complex, non-numeric)."""
-    if hasattr(x, "detach"):  # torch tensor, without importing torch
-        if x.dtype.is_complex:
-            raise ValueError(f"a representation must hold real numbers, got {x.dtype}")
-        x = x.detach().cpu()
-        x = x.float().numpy() if x.dtype.is_floating_point and x.element_size() < 4 else x.numpy()
-    x = np.asarray(x)
+    x = to_numpy(x)
     if x.ndim != 2:
         raise ValueError(f"a representation must be a 2-D n × p array, got shape {x.shape}")
     if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
