@@ -251,18 +251,31 @@ class ActivationArrays:
 def collect_activations(
     models: list[nn.Module], layers: list[list[str]], data, batch_size: int = 256
 ) -> list[ActivationArrays]:
-    """Every model's ``layers`` on ``data`` (see :func:`input_batches`), in memory (float32)."""
-    parts: list[dict[str, list[np.ndarray]]] = [{name: [] for name in names} for names in layers]
-    for outputs in layer_outputs(models, layers, input_batches(data, batch_size)):
+    """Every model's ``layers`` on ``data`` (see :func:`input_batches`), in memory (float32).
+    A model listed twice runs once; with the same layers it gives the same object twice (so
+    a comparison shares its factors)."""
+    distinct: dict[int, tuple[nn.Module, dict[str, None]]] = {}
+    for model, names in zip(models, layers, strict=True):
+        distinct.setdefault(id(model), (model, {}))[1].update(dict.fromkeys(names))
+    runs = list(distinct.values())
+    parts: list[dict[str, list[np.ndarray]]] = [{name: [] for name in names} for _, names in runs]
+    batches = input_batches(data, batch_size)
+    for outputs in layer_outputs([m for m, _ in runs], [list(n) for _, n in runs], batches):
         for part, out in zip(parts, outputs, strict=True):
             for name, value in out.items():
                 part[name].append(value)
-    if not any(parts[0].values()) or not parts[0][layers[0][0]]:
+    if not next(iter(parts[0].values())):
         raise ValueError("the data gave no batches")
-    return [
-        ActivationArrays({name: np.concatenate(v) for name, v in part.items()}, batch_size)
-        for part in parts
-    ]
+    arrays = {
+        key: {name: np.concatenate(v) for name, v in part.items()}
+        for key, part in zip(distinct, parts, strict=True)
+    }
+    chosen: dict[tuple, ActivationArrays] = {}
+    for model, names in zip(models, layers, strict=True):
+        key = (id(model), tuple(names))
+        if key not in chosen:
+            chosen[key] = ActivationArrays({n: arrays[id(model)][n] for n in names}, batch_size)
+    return [chosen[id(model), tuple(names)] for model, names in zip(models, layers, strict=True)]
 
 
 def _feature_dims(layer: str, ndim: int) -> tuple[str, ...]:

@@ -349,8 +349,9 @@ def compare_models(
 
     ``data``: a tensor of inputs (split into ``batch_size`` rows) or an iterable of batches
     such as a DataLoader (a tensor, or ``(inputs, labels, ...)``); both models see each batch,
-    so a shuffling loader is fine. ``layers``: module names to record (default: every leaf
-    module but those that only repeat or drop their input: Identity, Flatten, Dropout);
+    so a shuffling loader is fine. ``layers``: module names to record (default: a prunesim
+    model's recorded layers, else every leaf module but those that only repeat their input:
+    Identity, Flatten, Dropout);
     ``layers_b`` defaults to ``layers`` (or ``model_b``'s own default). Outputs are held in
     memory as float32. ``settings`` are :class:`CompareSettings` fields; ``device`` also
     sets where the metrics' linear algebra runs (the models run where they are)."""
@@ -369,8 +370,10 @@ _REPEATING_MODULES = ("Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d"
 
 
 def default_layers(model: nn.Module) -> list[str]:
-    """Every leaf module of ``model`` in registration order, except those that repeat their
-    input (:data:`_REPEATING_MODULES`)."""
+    """A prunesim model's recorded layers; for any other model every leaf module in
+    registration order, except those that repeat their input (:data:`_REPEATING_MODULES`)."""
+    if getattr(model, "recorded_layers", None):
+        return list(model.recorded_layers)
     return [
         name
         for name, module in model.named_modules()
