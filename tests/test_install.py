@@ -1,0 +1,182 @@
+"""What each install route promises: the metrics run with only the library's own
+dependencies; the `workflow` extra covers every import of the workflow's code; the conda
+environment pins every declared dependency within pyproject's bounds."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as md
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import tomllib
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _requirements(group: str | None) -> list[Requirement]:
+    project = PYPROJECT["project"]
+    specs = project["dependencies"] if group is None else project["optional-dependencies"][group]
+    return [Requirement(s) for s in specs if not s.startswith("prunesim")]
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _closure(names) -> set[str]:
+    """The distributions ``names`` install, their own requirements included (no extras)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if _key(name) in seen:
+            continue
+        seen.add(_key(name))
+        for spec in md.requires(name) or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def _modules_of(distributions: set[str]) -> set[str]:
+    return {
+        module
+        for module, dists in md.packages_distributions().items()
+        if any(_key(d) in distributions for d in dists)
+    }
+
+
+METRICS_ONLY = """
+import importlib.machinery, sys
+allowed = set(sys.argv[1].split(","))
+class NotInstalled:
+    # the path finder, blind to every top-level package but the stdlib and `allowed`: to
+    # the code running here the others are simply not installed
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top in allowed or top.startswith("_"):
+            return importlib.machinery.PathFinder.find_spec(name, path, target)
+        return None
+    @staticmethod
+    def find_distributions(*args, **kwargs):  # installed packages' metadata, as usual
+        return importlib.machinery.PathFinder.find_distributions(*args, **kwargs)
+    @staticmethod
+    def invalidate_caches():
+        importlib.machinery.PathFinder.invalidate_caches()
+sys.meta_path[:] = [
+    NotInstalled if f is importlib.machinery.PathFinder else f for f in sys.meta_path
+]
+try:
+    import torch
+    raise SystemExit("torch is still importable")
+except ImportError:
+    pass
+
+import numpy as np
+from prunesim.comparison import compare_arrays
+from prunesim.metrics import METRICS, calibrated, similarity
+
+rng = np.random.default_rng(0)
+conv = rng.standard_normal((40, 3, 4, 4))
+other = conv + 0.3 * rng.standard_normal(conv.shape)
+for metric in METRICS:
+    value = similarity(conv, other, metric, view="gap")
+    assert value == value, (metric, value.reason)
+assert calibrated(conv, other, "cka_linear", permutations=3, bootstrap=3, view="channels")
+ds = compare_arrays({"conv": conv, "fc": conv[:, 0, 0]}, {"conv": other}, permutations=2, bootstrap=2)
+assert set(ds.view.values) == {"flatten", "gap", "channels"} and "nan_reason" in ds
+heavy = sorted({"torch", "zarr", "snakemake", "matplotlib", "netCDF4", "yaml"} & set(sys.modules))
+print("imported:", heavy)
+"""
+
+
+def test_metrics_and_compare_arrays_run_with_only_the_librarys_own_dependencies():
+    core = _closure(r.name for r in _requirements(None))
+    allowed = _modules_of(core) | {"prunesim"}
+    assert "torch" not in allowed and "zarr" not in allowed  # the check can fail
+    done = subprocess.run(
+        [sys.executable, "-c", METRICS_ONLY, ",".join(sorted(allowed))],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "imported: []"
+
+
+def _third_party_imports(paths) -> set[str]:
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.partition(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "prunesim"}
+
+
+def test_the_library_and_workflow_import_only_declared_dependencies():
+    code = [*ROOT.glob("src/prunesim/**/*.py"), *ROOT.glob("workflow/scripts/*.py")]
+    declared = {_key(r.name) for r in _requirements(None) + _requirements("workflow")}
+    providers = md.packages_distributions()
+    undeclared = {
+        module: providers.get(module)
+        for module in _third_party_imports(code)
+        if not any(_key(d) in declared for d in providers.get(module, []))
+    }
+    assert not undeclared, f"imported but not declared in pyproject: {undeclared}"
+
+
+def _conda_pins() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "envs/prunesim.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pins = {}
+    for line in pip:
+        req = Requirement(line)
+        (spec,) = req.specifier  # exactly one, an exact pin
+        assert spec.operator == "==", f"{line}: expected an exact pin name==version"
+        pins[_key(req.name)] = spec.version
+    return pins
+
+
+def test_conda_environment_pins_every_declared_dependency_within_pyprojects_bounds():
+    pins = _conda_pins()
+    wanted = _requirements(None) + _requirements("workflow")
+    assert set(pins) == {_key(r.name) for r in wanted}
+    for req in wanted:
+        assert req.specifier.contains(pins[_key(req.name)]), (req, pins[_key(req.name)])
+    env = yaml.safe_load((ROOT / "envs/prunesim.yaml").read_text())
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    version = python.partition("=")[2]
+    assert Requirement(f"python>={version}").specifier  # a version, not a range
+    minimum = PYPROJECT["project"]["requires-python"]
+    assert Requirement(f"python{minimum}").specifier.contains(f"{version}.0")
+
+
+def test_ci_installs_the_conda_environments_pins():
+    """.ci/run turns the pins into pip constraints with sed; what it extracts must be every
+    pin, so that CI tests the versions the conda environment promises."""
+    script = (ROOT / ".ci/run").read_text()
+    (expression,) = re.findall(r"sed -n '([^']+)' envs/prunesim.yaml", script)
+    done = subprocess.run(
+        ["sed", "-n", expression, str(ROOT / "envs/prunesim.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    extracted = dict(line.split("==") for line in done.stdout.split())
+    assert {_key(k): v for k, v in extracted.items()} == _conda_pins()
+
+
+def test_the_test_environment_has_the_pinned_versions():
+    """CI installs with the pins as constraints: the versions here are the pinned ones."""
+    pins = _conda_pins()
+    installed = {name: md.version(name) for name in pins}
+    assert installed == pins
