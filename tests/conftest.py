@@ -113,5 +113,6 @@ def finished_smoke_run(tmp_path_factory) -> Path:
     from smoke_workflow import CONFIG, copy_workflow, snakemake
 
     workdir = copy_workflow(tmp_path_factory.mktemp("finished_smoke"))
-    snakemake(workdir, "--configfile", CONFIG)
+    done = snakemake(workdir, "--configfile", CONFIG)
+    (workdir / "console.txt").write_text(done.stdout + done.stderr)  # what the user saw
     return workdir

@@ -413,3 +413,29 @@ def test_unexpected_error_keeps_its_traceback_everywhere(tmp_path):
     with pytest.raises(KeyError):
         run_job(log, job)
     assert "Traceback" in log.read_text() and "KeyError" in log.read_text()
+
+
+HEALTHY_BUT_TALKATIVE = """
+import os, sys, warnings
+from prunesim.io import run_job
+
+def job():
+    warnings.warn("a library's deprecation warning")
+    print("a print")
+    print("a line to stderr", file=sys.stderr)
+    os.write(2, b"a C library's message\\n")
+
+run_job(sys.argv[1], job)
+"""
+
+
+def test_a_healthy_job_is_silent_on_the_console_and_its_log_keeps_everything(tmp_path):
+    log = tmp_path / "job.log"
+    done = subprocess.run(
+        [sys.executable, "-c", HEALTHY_BUT_TALKATIVE, str(log)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+    text = log.read_text()
+    for said in ("deprecation warning", "a print", "a line to stderr", "a C library's message"):
+        assert said in text, said

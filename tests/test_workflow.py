@@ -6,6 +6,7 @@ session), so a test may rerun or change jobs without touching the others, in any
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -67,12 +68,28 @@ def model_dirs(workdir: Path) -> list[Path]:
     ]
 
 
+def test_a_healthy_run_is_quiet_and_its_jobs_log_their_progress(finished_smoke_run):
+    console = (finished_smoke_run / "console.txt").read_text()
+    assert "Shell command" not in console  # no script job has one to show
+    for noise in ("Warning", "prunesim:", "Traceback"):
+        assert noise not in console, noise
+    seed0 = finished_smoke_run / "results" / EXPERIMENT / "seed0"
+    extraction = (seed0 / "imp" / "round1" / "activations.log").read_text()
+    assert "batches: " in extraction and "(100%)" in extraction
+    comparison = (seed0 / "imp" / "round1" / "similarity.log").read_text()
+    assert "layer pairs compared: " in comparison and "(100%)" in comparison
+    assert "blocks of" in comparison  # the streaming passes over the stores
+
+
 def test_smoke_run_writes_models_masks_and_summaries(smoke_run):
     for folder in model_dirs(smoke_run):
         for name in ("model.pt", "mask.pt", "summary.json", "train.log"):
             assert (folder / name).is_file(), folder / name
         summary = json.loads((folder / "summary.json").read_text())
         assert 0.0 <= summary["test_accuracy"] <= 1.0
+        environment = summary["environment"]  # where and with what it was trained
+        assert environment["device"] == "cpu" and environment["torch_threads"] == 1
+        assert environment["torch"] == importlib.metadata.version("torch")
         expected = {"dense": 0.0, "round1": 0.5, "round2": 0.75}[folder.name]
         assert summary["sparsity"]["sparsity"] == pytest.approx(expected, abs=1e-4)
         for quantity in ("parameters", "flops"):

@@ -25,6 +25,7 @@ import xarray as xr
 
 import prunesim
 from prunesim.activations import ActivationArrays, collect_activations
+from prunesim.environment import describe
 from prunesim.io import progress
 from prunesim.metrics import (
     METRICS,
@@ -396,6 +397,11 @@ def _settings(settings: dict) -> CompareSettings:
     return CompareSettings(**settings)
 
 
+def _device_name(backend: str) -> str:
+    """The device a metrics backend runs on: ``cpu`` for numpy, else its torch device."""
+    return "cpu" if backend == "numpy" else backend.removeprefix("torch:")
+
+
 def compare_activations(
     store_a: Activations, store_b: Activations, settings: CompareSettings, attrs: dict | None = None
 ) -> xr.Dataset:
@@ -500,6 +506,7 @@ def compare_activations(
                 {m: REGISTRY[m].no_bootstrap for m in settings.metrics if REGISTRY[m].no_bootstrap}
             ),
             "prunesim_version": prunesim.__version__,
+            "environment": json.dumps(describe(_device_name(settings.backend.name))),
             **(attrs or {}),
         }
     )

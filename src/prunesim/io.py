@@ -241,8 +241,33 @@ def _stop_with(pid: int | None, log: logging.Logger, every: float = 5.0) -> None
     threading.Thread(target=watch, name="prunesim-watch-snakemake", daemon=True).start()
 
 
+@contextlib.contextmanager
+def _output_into(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """While the job runs, whatever it writes to stdout or stderr, at any level (print, a
+    library's own warnings machinery, C code), goes to its log too: a healthy job is silent
+    on the console."""
+    if path is None:
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
 def run_job(log_path: str | os.PathLike[str] | None, job, /, **kwargs) -> None:
-    """Run one workflow job, ``job(**kwargs)``, logging to ``log_path``.
+    """Run one workflow job, ``job(**kwargs)``, logging to ``log_path``; its console output
+    goes there too.
 
     A :class:`JobFailure` ends the process with exit status 1 after writing its traceback to
     the log and its one-line message to stderr (the console); any other exception is logged
@@ -251,7 +276,8 @@ def run_job(log_path: str | os.PathLike[str] | None, job, /, **kwargs) -> None:
     log = logging.getLogger("prunesim.job")
     _stop_with(_snakemake_ancestor(), log)
     try:
-        job(**kwargs)
+        with _output_into(log_path):
+            job(**kwargs)
     except JobFailure as err:
         log.error("job failed", exc_info=True)
         logging.shutdown()

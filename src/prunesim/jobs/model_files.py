@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import prunesim
 from prunesim.accounting import count
 from prunesim.checkpoint import save_checkpoint
+from prunesim.environment import describe
 from prunesim.io import write_json
 from prunesim.pruning.masks import save_masks, sparsity_report, structured_sparsity
 from prunesim.pruning.structure import filter_groups
@@ -58,8 +59,11 @@ def model_summary(net, masks, result, provenance: dict, splits, dense=None) -> d
 def write_model_files(
     net, masks, result, provenance: dict, splits, files: ModelFiles, dense=None
 ) -> None:
-    """Save the network, its mask and its summary; the provenance gains the code version."""
+    """Save the network, its mask and its summary; the provenance gains the code version, the
+    summary also where and with what the network was trained (:mod:`prunesim.environment`)."""
     provenance = {**provenance, "prunesim": prunesim.__version__}
+    trained_on = str(next(net.parameters()).device)
     save_checkpoint(net.cpu(), files.model, provenance)
     save_masks(masks, files.mask)
-    write_json(files.summary, model_summary(net, masks, result, provenance, splits, dense))
+    summary = model_summary(net, masks, result, provenance, splits, dense)
+    write_json(files.summary, {**summary, "environment": describe(trained_on)})
