@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import xarray as xr
 from prunesim.io import (
     InputFileError,
     atomic_path,
+    progress,
     read_json,
     read_netcdf,
     remove_stale_temporaries,
@@ -175,3 +177,17 @@ def test_netcdf_round_trip_and_a_flipped_byte_is_refused_naming_the_file(tmp_pat
         read_netcdf(path)
     with pytest.raises(InputFileError, match="does not exist"):
         read_netcdf(tmp_path / "absent.nc")
+
+
+def test_progress_logs_a_steady_pulse_and_a_last_line(caplog):
+    log = logging.getLogger("prunesim.test.progress")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        assert list(progress(range(3), 3, "steps", log, every_s=0.0)) == [0, 1, 2]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4  # one per step at every_s=0, and the last
+    assert lines[0].startswith("steps: 1/3 (33%) in ") and lines[-1].startswith("steps: 3/3 (100%)")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=log.name):
+        list(progress(range(3), 3, "steps", log, every_s=3600.0, final=False))
+        list(progress(iter([1, 2]), None, "items", log, every_s=3600.0))
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == ["items: 2 done"]

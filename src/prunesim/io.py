@@ -185,10 +185,12 @@ def progress(
     what: str,
     logger: logging.Logger,
     every_s: float = PROGRESS_EVERY_S,
+    final: bool = True,
 ) -> Iterator[T]:
     """``items``, logging ``what`` done so far (of ``total``), the elapsed time and an
-    estimate of the rest whenever ``every_s`` seconds have passed, and once at the end: a
-    steady pulse in a long job's log, whatever the size of each step."""
+    estimate of the rest whenever ``every_s`` seconds have passed, and once at the end (unless
+    not ``final``: the caller logs its own summary): a steady pulse in a long job's log,
+    whatever the size of each step."""
     start = last = time.monotonic()
     done = 0
     for item in items:
@@ -198,7 +200,8 @@ def progress(
         if now - last >= every_s:
             last = now
             logger.info("%s", _progress_line(what, done, total, now - start))
-    logger.info("%s", _progress_line(what, done, total, time.monotonic() - start))
+    if final:
+        logger.info("%s", _progress_line(what, done, total, time.monotonic() - start))
 
 
 def _progress_line(what: str, done: int, total: int | None, elapsed: float) -> str:

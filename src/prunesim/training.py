@@ -20,7 +20,7 @@ from torch import nn
 
 from prunesim.data import Normalizer, Splits
 from prunesim.device import torch_device
-from prunesim.io import JobFailure
+from prunesim.io import JobFailure, progress
 from prunesim.pruning.masks import Masks, apply_masks, mask_gradients
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,10 @@ def train(
         model.train()
         loss_sum, correct = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
-        for step, (xb, yb) in enumerate(batches(train_x, train_y, settings.batch_size, generator)):
+        steps = batches(train_x, train_y, settings.batch_size, generator)
+        total = -(-len(train_x) // settings.batch_size)
+        epoch_steps = progress(steps, total, f"epoch {epoch} batches", log, final=False)
+        for step, (xb, yb) in enumerate(epoch_steps):
             xb = _augment(xb, settings.augment, generator)
             logits = model(normalize(xb))
             loss = nn.functional.cross_entropy(logits, yb)
