@@ -4,7 +4,7 @@ rule extract_activations:
         model=f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/model.pt",
         data=rules.prepare_data.output[0],
     output:
-        directory(f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/activations.zarr"),
+        activation_store(f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/activations.zarr"),
     log:
         f"{RESULTS}/{{exp}}/seed{{seed}}/{{stage}}/activations.log",
     conda:

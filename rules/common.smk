@@ -6,6 +6,8 @@ only values that change its outputs (prunesim.config.result_values) plus its cod
 
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
+
 from prunesim.code_identity import code_digest
 from prunesim.config import (
     execution_only_keys,
@@ -42,13 +44,17 @@ from prunesim.methods import (
 # local runs with `--resources gpu=N` and SLURM runs (`--gpus`) never oversubscribe.
 GPUS = gpus_reserved(config["device"])
 
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+# The adapters, relative to this file: workflow.basedir is the main Snakefile's folder, which
+# is workflow/ when the run starts at workflow/Snakefile and another workflow's in module use.
+SCRIPTS = "../workflow/scripts"
 
 
 def script_code(rule_name, *modules):
     """The code digest of a rule's job: the import closure of its adapter script (and of the
-    modules it imports by name at run time), as prunesim.code_identity finds it."""
-    return code_digest(SCRIPTS / f"{rule_name}.py", *modules)
+    modules it imports by name at run time), as prunesim.code_identity finds it. The script is
+    read through workflow.source_path (a module fetched from a URL has it only in Snakemake's
+    source cache)."""
+    return code_digest(workflow.source_path(f"{SCRIPTS}/{rule_name}.py"), *modules)
 
 
 CODE = {
@@ -142,10 +148,24 @@ def aggregate_outputs():
     return [aggregate_file(exp) for exp in config["experiments"]]
 
 
+def activation_store(path):
+    """The output of an extraction: a store kept like every other file unless the config
+    says `keep_activations: false`; then it is temp(), and Snakemake deletes it once every
+    job of the run that reads it has run (and `all` does not ask for it)."""
+    store = directory(path)
+    return store if config["keep_activations"] else temp(store)
+
+
 def every_output():
-    """Every file the README lists, per experiment: the prepared data, each model's files,
-    the seed-pair comparisons and the aggregate. As targets of `all`, a deleted one is
-    rebuilt by the same command instead of being a forgotten intermediate."""
+    """Every file the README lists, per experiment: the prepared data, each model's files
+    (its activation store only where stores are kept), the seed-pair comparisons and the
+    aggregate. As targets of `all`, a deleted one is rebuilt by the same command instead of
+    being a forgotten intermediate."""
+    names = [
+        name
+        for name in MODEL_FILES
+        if config["keep_activations"] or name != "activations.zarr"
+    ]
     files = aggregate_outputs()
     for exp in config["experiments"]:
         files.append(f"{RESULTS}/{exp}/data.npz")
@@ -153,9 +173,7 @@ def every_output():
             model_dir(exp, m["seed"], m["method"], m["round"])
             for m in experiment_models(exp)
         }
-        files += [
-            f"{folder}/{name}" for folder in sorted(folders) for name in MODEL_FILES
-        ]
+        files += [f"{folder}/{name}" for folder in sorted(folders) for name in names]
         files += [f"{model_dir(exp, seed)}/{REWIND_FILE}" for seed in seeds(exp)]
         files += [seed_pair_file(exp, p) for p in seed_pairs(exp)]
     return files
@@ -224,6 +242,16 @@ def files_read_not_rewritten(jobs):
     jobs = list(jobs)
     written = {str(f) for job in jobs for f in job.output}
     return sorted({str(f) for job in jobs for f in job.input} - written)
+
+
+def job_pythons(jobs):
+    """The Python of each conda environment the jobs run in (--sdm conda; none otherwise):
+    where the pre-run file check runs if Snakemake's own Python lacks the workflow's
+    libraries (prunesim.integrity.check_files_somewhere)."""
+    if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+        return []  # (asking a job for its environment would call conda)
+    envs = {job.conda_env.address for job in jobs if job.conda_env is not None}
+    return [str(Path(env) / "bin" / "python") for env in sorted(envs)]
 
 
 def checkpoint_expectation(path):

@@ -33,6 +33,13 @@ sys.meta_path[:] = [
     for f in sys.meta_path
     if "editable" not in type(f).__module__.lower() + getattr(f, "__module__", "").lower()
 ]
+import pkgutil
+_iter_modules = pkgutil.iter_modules
+def _listed(path=None, prefix=""):  # plugin discovery lists top-level modules: hide them too
+    for info in _iter_modules(path, prefix):
+        if path is not None or _NotInstalled.find_spec(info.name) is not None:
+            yield info
+pkgutil.iter_modules = _listed
 for _name in [m for m in sys.modules if m.partition(".")[0] == "prunesim"]:
     del sys.modules[_name]
 """

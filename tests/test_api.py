@@ -187,3 +187,21 @@ def test_models_keep_their_training_mode_and_unknown_settings_are_named(images):
         compare_models(a, a, images[:20], permutation=3)
     with pytest.raises(ValueError, match="not modules of the model"):
         compare_models(a, a, images[:20], layers=["nope"], **FAST)
+
+
+def test_the_readmes_notebook_example_runs(capsys):
+    from readme import readme_block
+
+    exec(readme_block("api-models"), {})
+    printed = capsys.readouterr().out
+    assert "relu1" in printed and "fc3" in printed
+    assert "does not vary" not in printed  # both models' layers vary: the reason printed is
+    assert "channels view needs equal spatial sizes" not in printed  # the flatten view's
+
+
+def test_a_float64_numpy_array_runs_in_the_models_precision(images):
+    a, b = _lenet(0), _lenet(1)
+    settings = {"layers": ["relu3", "fc3"], "metrics": "cka_linear", "views": "gap", **FAST}
+    from_numpy = compare_models(a, b, images.numpy().astype(np.float64), **settings)
+    from_tensor = compare_models(a, b, images, **settings)
+    np.testing.assert_array_equal(from_numpy.similarity.values, from_tensor.similarity.values)

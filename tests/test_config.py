@@ -76,6 +76,7 @@ def test_validation_keeps_every_given_value_and_only_adds_defaults(name, schema)
 def test_minimal_experiment_gets_every_default(schema):
     config = validate(_minimal(), schema)
     assert config["device"] == "auto"
+    assert config["keep_activations"] is True
     exp = config["experiments"]["exp1"]
     assert exp["seeds"] == [0]
     assert exp["dataset"] == {
@@ -426,6 +427,18 @@ def test_unknown_top_level_key_raises_naming_it(schema):
     config["exeriments"] = {}
     message = _config_error(config, schema)
     assert "'exeriments'" in message and "only the keys documented" in message
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_keep_activations_must_be_true_or_false(schema, value):
+    config = _minimal()
+    config["keep_activations"] = value
+    message = _config_error(config, schema)
+    assert message == (
+        f"config key keep_activations: {value!r} is not of type 'boolean' (expected true (keep "
+        "every activation store) or false (delete each store once the comparisons that read it "
+        "have run))"
+    )
 
 
 def test_model_too_large_for_the_images_raises(schema):

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as md
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 from not_installed import closure, key, modules_of, run_with_only
@@ -18,6 +21,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SCHEMA = ROOT / "config" / "config.schema.yaml"
 
 
 def _requirements(group: str | None) -> list[Requirement]:
@@ -128,3 +132,82 @@ def test_the_test_environment_has_the_pinned_versions():
     pins = _conda_pins()
     installed = {name: md.version(name) for name in pins}
     assert installed == pins
+
+
+SNAKEMAKE_CLI = """
+from snakemake.cli import main
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.workflow
+def test_snakemake_alone_validates_plans_and_lints_the_workflow(tmp_path):
+    """The conda route's main process has Snakemake and nothing else: the Snakefile, its
+    config validation and code digests must need no more (prunesim itself from src/)."""
+    from smoke_workflow import CONFIG, copy_workflow
+
+    workdir = copy_workflow(tmp_path / "wf")
+    shutil.copytree(ROOT / "src", workdir / "src")
+    allowed = modules_of(closure(["snakemake"])) | {"prunesim"}
+    assert not {"numpy", "torch", "zarr", "xarray"} & allowed
+
+    def snakemake(*args):
+        return run_with_only(allowed, SNAKEMAKE_CLI, ["--cores", "1", *args], cwd=workdir)
+
+    for config in ([], ["--configfile", CONFIG]):
+        done = snakemake("--dry-run", *config)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "train_dense" in done.stdout + done.stderr
+    done = snakemake("--lint")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    bad = workdir / "config" / "bad.yaml"
+    bad.write_text((workdir / CONFIG).read_text().replace("rate: 0.5", "rate: 1.5"))
+    done = snakemake("--dry-run", "--configfile", "config/bad.yaml")
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    assert "pruning.rate: 1.5 is greater than or equal to the maximum of 1" in said
+
+
+ARCHITECTURES_ELSEWHERE = """
+import json
+sys.path.insert(0, sys.argv[1])
+from prunesim.config import (
+    ConfigError, check_architectures_somewhere, load_config_file, load_schema, validate
+)
+config = load_config_file(sys.argv[2])
+config["experiments"]["smoke"]["pruning"]["methods"] = ["cka_layers"]
+validate(config, load_schema(sys.argv[3]), architectures=False)  # needs no torch
+try:
+    check_architectures_somewhere(config, sys.argv[4:])
+    print(json.dumps("valid"))
+except (ConfigError, RuntimeError) as err:
+    print(json.dumps(f"{type(err).__name__}: {err}"))
+"""
+
+
+def test_without_torch_the_model_checks_run_in_the_jobs_python():
+    allowed = modules_of(closure(["snakemake"])) | {"prunesim"}
+    args = [str(ROOT / "src"), str(ROOT / "config/smoke.yaml"), str(SCHEMA)]
+
+    def answer(*pythons):
+        done = run_with_only(allowed, ARCHITECTURES_ELSEWHERE, [*args, *pythons])
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    assert answer(sys.executable) == (
+        "ConfigError: config key experiments.smoke.pruning.methods: 'cka_layers' removes "
+        "residual blocks, but 'lenet5' has none (expected a ResNet model, e.g. resnet20)"
+    )
+    refused = answer()
+    assert refused.startswith("RuntimeError: checking that each model fits") and "torch" in refused
+
+
+def test_the_readmes_array_example_runs_with_only_the_librarys_own_dependencies():
+    from readme import readme_block
+
+    allowed = modules_of(closure(r.name for r in _requirements(None))) | {"prunesim"}
+    done = run_with_only(allowed, readme_block("api-arrays"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for said in ("conv", "fc", "cka_linear", "svcca", "null_mean", "ci_high"):
+        assert said in done.stdout, said

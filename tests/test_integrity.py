@@ -67,8 +67,9 @@ def test_a_damaged_rewind_point_is_reported(tmp_path):
 CHECK_WITHOUT_LIBRARIES = """
 import json
 sys.path.insert(0, sys.argv[1])
-from prunesim.integrity import check_files_somewhere, missing_libraries
-assert "torch" in missing_libraries()
+from prunesim.environment import missing
+from prunesim.integrity import CHECKER_LIBRARIES, check_files_somewhere
+assert "torch" in missing(CHECKER_LIBRARIES)
 paths, expected = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 try:
     print(json.dumps(check_files_somewhere(paths, lambda p: expected, sys.argv[4:])))

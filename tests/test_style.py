@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_PATHS = ["src", "tests", "workflow", "benchmarks"]
-SNAKEMAKE_PATHS = ["Snakefile", "rules"]
+SNAKEMAKE_PATHS = ["Snakefile", "rules", "workflow/Snakefile"]
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess:

@@ -63,7 +63,8 @@ def layer_outputs(
 ) -> Iterator[list[dict[str, np.ndarray]]]:
     """Run every batch through every model (eval mode, no gradients) and yield, per batch, each
     model's ``{layer: output}`` as float32 numpy arrays. Each model runs on its own device
-    (where its first parameter is); a batch is moved there. The models see the same batches
+    (where its first parameter is); a batch is moved there, float inputs in the model's
+    precision. The models see the same batches
     in the same order, so a shuffling data loader still pairs their samples."""
     import torch
 
@@ -95,12 +96,15 @@ def layer_outputs(
                 )
             hooks += [modules[name].register_forward_hook(hook_for(name, out)) for name in names]
             model.eval()
-        devices = [_device_of(model) for model in models]
+        places = [_place_of(model) for model in models]
         with torch.inference_mode():
             for batch in batches:
-                for model, names, out, device in zip(models, layers, outputs, devices, strict=True):
+                for model, names, out, (device, dtype) in zip(
+                    models, layers, outputs, places, strict=True
+                ):
                     out.clear()
-                    model(batch.to(device))
+                    # float inputs in the model's own precision (a numpy array is float64)
+                    model(batch.to(device, dtype if batch.is_floating_point() else None))
                     missing = [name for name in names if name not in out]
                     if missing:
                         raise RuntimeError(f"layers {missing} did not run in the forward pass")
@@ -112,14 +116,13 @@ def layer_outputs(
             model.train(mode)
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def _place_of(model: nn.Module) -> tuple[torch.device, torch.dtype | None]:
+    """The device and float dtype of a model's first parameter (or buffer)."""
     import torch
 
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device, tensor.dtype if tensor.is_floating_point() else None
+    return torch.device("cpu"), None
 
 
 def input_batches(data, batch_size: int) -> Iterator[torch.Tensor]:

@@ -25,6 +25,7 @@ import yaml
 
 from prunesim.data import DataNotFoundError, DataSettings, check_available, get_spec
 from prunesim.device import DeviceError, check_visible
+from prunesim.environment import LACKS_LIBRARIES, in_job_python, missing
 from prunesim.methods import METHODS
 
 
@@ -151,8 +152,11 @@ def load_config_file(path: str | os.PathLike[str]) -> dict:
     return config
 
 
-def validate(config: dict, schema: dict) -> dict:
-    """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError`."""
+def validate(config: dict, schema: dict, architectures: bool = True) -> dict:
+    """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError`.
+
+    ``architectures``: also the checks that build models (:func:`check_architectures`, which
+    need torch); the Snakefile leaves them to the jobs' Python where Snakemake's has no torch."""
     validator_class = _with_defaults(_strict(jsonschema.Draft202012Validator))
     validator = validator_class(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -166,11 +170,55 @@ def validate(config: dict, schema: dict) -> dict:
         raise ConfigError(message)
     for name, experiment in config["experiments"].items():
         _check_experiment(name, experiment)
+    if architectures:
+        check_architectures(config)
     return config
 
 
+# What check_architectures imports.
+ARCHITECTURE_LIBRARIES = ["torch"]
+
+
+def check_architectures(config: dict) -> None:
+    """The checks of a validated config that build models: each model fits its dataset's
+    images, each method its model (e.g. cka_layers needs enough removable blocks)."""
+    from prunesim.models import MODELS  # torch
+
+    for name, exp in config["experiments"].items():
+        key = f"experiments.{name}"
+        data = DataSettings(**exp["dataset"])
+        spec = get_spec(data.name)
+        channels, height, _ = spec.shape(data)
+        minimum = MODELS[exp["model"]].min_image_size
+        if height < minimum:
+            raise ConfigError(
+                f"config key {key}.model: {exp['model']!r} needs images of at least {minimum} "
+                f"pixels, but {data.name!r} has {height} (expected a model that fits the dataset)"
+            )
+        for method in exp["pruning"]["methods"]:
+            check = METHODS[method].check
+            problem = check and check(exp, (channels, height, spec.num_classes(data)))
+            if problem:
+                where, message = problem
+                raise ConfigError(f"config key {key}.{where}: {message}")
+
+
+def check_architectures_somewhere(config: dict, pythons) -> None:
+    """:func:`check_architectures` here if this Python has torch, else in the first of
+    ``pythons`` (the jobs' interpreters) that has it."""
+    lacking = missing(ARCHITECTURE_LIBRARIES)
+    if not lacking:
+        check_architectures(config)
+        return
+    what = "checking that each model fits its dataset and methods"
+    problem = in_job_python("prunesim.config", config, pythons, what, lacking)
+    if problem:
+        raise ConfigError(problem)
+
+
 def _check_experiment(name: str, exp: dict) -> None:
-    """Checks across keys: data availability, probe size, model/dataset fit, schedules."""
+    """Checks across keys: data availability, probe size, schedules, figures (the model's
+    fit is :func:`check_architectures`)."""
     key = f"experiments.{name}"
     data = DataSettings(**exp["dataset"])
     spec = get_spec(data.name)
@@ -203,22 +251,7 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{train['epochs']} (expected at most {train['epochs']}: rewinding retrains with "
             "the schedule's last epochs)"
         )
-    from prunesim.models import MODELS  # torch import: only after the cheap checks pass
-
-    channels, height, _ = spec.shape(data)
-    minimum = MODELS[exp["model"]].min_image_size
-    if height < minimum:
-        raise ConfigError(
-            f"config key {key}.model: {exp['model']!r} needs images of at least {minimum} "
-            f"pixels, but {data.name!r} has {height} (expected a model that fits the dataset)"
-        )
     _check_figures(key, exp)
-    for name in exp["pruning"]["methods"]:
-        check = METHODS[name].check
-        problem = check and check(exp, (channels, height, spec.num_classes(data)))
-        if problem:
-            where, message = problem
-            raise ConfigError(f"config key {key}.{where}: {message}")
 
 
 # The main figure's metrics when the config names none: the most used similarity of
@@ -309,10 +342,24 @@ def check_device_visible(device: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m prunesim.config FILE...``: check config files as the workflow would (YAML
-    syntax with its line, schema, cross-key checks), one line per file, before a run."""
+    syntax with its line, schema, cross-key checks), one line per file, before a run.
+
+    With no file, the architecture checks of a validated config given as JSON on stdin (what
+    the Snakefile asks of a job's Python): prints the problem as JSON, ``null`` if none."""
+    import json
     import sys
 
     paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        if missing(ARCHITECTURE_LIBRARIES):
+            return LACKS_LIBRARIES
+        try:
+            check_architectures(json.load(sys.stdin))
+        except ConfigError as err:
+            print(json.dumps(str(err)))
+        else:
+            print(json.dumps(None))
+        return 0
     # The workflow's schema: in the workflow folder, else in this source checkout.
     local = Path("config/config.schema.yaml")
     source = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"

@@ -14,14 +14,13 @@ runs in the jobs' Python instead (``python -m prunesim.integrity``, fed the file
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from prunesim.environment import LACKS_LIBRARIES, in_job_python, missing
 from prunesim.io import InputFileError, read_json, read_netcdf
 
 
@@ -82,12 +81,7 @@ def check_files(
 
 
 # What the checkers import (each imports its own lazily).
-CHECKER_LIBRARIES = ("numpy", "torch", "zarr", "netCDF4", "xarray")
-
-
-def missing_libraries() -> list[str]:
-    """The checkers' libraries this Python cannot import."""
-    return [name for name in CHECKER_LIBRARIES if importlib.util.find_spec(name) is None]
+CHECKER_LIBRARIES = ["numpy", "torch", "zarr", "netCDF4", "xarray"]
 
 
 def check_files_somewhere(
@@ -101,8 +95,8 @@ def check_files_somewhere(
     paths = [str(p) for p in paths if Path(p).name in CHECKERS and os.path.exists(p)]
     if not paths:
         return []
-    missing = missing_libraries()
-    if not missing:
+    lacking = missing(CHECKER_LIBRARIES)
+    if not lacking:
         return check_files(paths, expectations)
     request = [
         [
@@ -111,36 +105,15 @@ def check_files_somewhere(
         ]
         for path in paths
     ]
-    src = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    for python in pythons:
-        done = subprocess.run(
-            [python, "-m", "prunesim.integrity"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if done.returncode == 0:
-            return json.loads(done.stdout)
-        if done.returncode != NO_LIBRARIES:
-            raise RuntimeError(f"checking files with {python} failed:\n{done.stderr}")
-    raise RuntimeError(
-        f"checking the {len(paths)} existing files that jobs will read needs {missing}, which "
-        "neither Snakemake's Python nor a job environment has: install the workflow's "
-        "dependencies (pip install 'prunesim[workflow]') or run with "
-        "--software-deployment-method conda"
-    )
-
-
-NO_LIBRARIES = 3  # exit status of `python -m prunesim.integrity` without the libraries
+    what = f"checking the {len(paths)} existing files that jobs will read"
+    return in_job_python("prunesim.integrity", request, pythons, what, lacking)
 
 
 def main() -> None:
-    """Check the files of a JSON list ``[[path, expectation], ...]`` on stdin; print the
-    problems as a JSON list."""
-    if missing_libraries():
-        raise SystemExit(NO_LIBRARIES)
+    """``python -m prunesim.integrity``: check the files of a JSON list ``[[path,
+    expectation], ...]`` on stdin; print the problems as a JSON list."""
+    if missing(CHECKER_LIBRARIES):
+        raise SystemExit(LACKS_LIBRARIES)
     problems = []
     for path, extra in json.load(sys.stdin):
         problems += check_files([path], (lambda _p, extra=extra: extra) if extra else None)
