@@ -177,6 +177,7 @@ def validate(config: dict, schema: dict, architectures: bool = True) -> dict:
 
 # What check_architectures imports.
 ARCHITECTURE_LIBRARIES = ["torch"]
+ARCHITECTURES_FROM_STDIN = "--architectures-from-stdin"  # python -m prunesim.config's mode
 
 
 def check_architectures(config: dict) -> None:
@@ -211,7 +212,8 @@ def check_architectures_somewhere(config: dict, pythons) -> None:
         check_architectures(config)
         return
     what = "checking that each model fits its dataset and methods"
-    problem = in_job_python("prunesim.config", config, pythons, what, lacking)
+    module = ["prunesim.config", ARCHITECTURES_FROM_STDIN]
+    problem = in_job_python(module, config, pythons, what, lacking)
     if problem:
         raise ConfigError(problem)
 
@@ -344,13 +346,14 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m prunesim.config FILE...``: check config files as the workflow would (YAML
     syntax with its line, schema, cross-key checks), one line per file, before a run.
 
-    With no file, the architecture checks of a validated config given as JSON on stdin (what
-    the Snakefile asks of a job's Python): prints the problem as JSON, ``null`` if none."""
+    ``--architectures-from-stdin``: the architecture checks of a validated config given as
+    JSON on stdin (what the Snakefile asks of a job's Python); prints the problem as JSON,
+    ``null`` if none."""
     import json
     import sys
 
     paths = sys.argv[1:] if argv is None else argv
-    if not paths:
+    if paths == [ARCHITECTURES_FROM_STDIN]:
         if missing(ARCHITECTURE_LIBRARIES):
             return LACKS_LIBRARIES
         try:

@@ -79,8 +79,10 @@ def missing(libraries: Iterable[str]) -> list[str]:
     return [name for name in libraries if importlib.util.find_spec(name) is None]
 
 
-def in_job_python(module: str, request, pythons: Iterable[str], what: str, libraries: list[str]):
-    """Run ``python -m module`` in the first of ``pythons`` (the jobs' interpreters, e.g. a
+def in_job_python(
+    module: str | list[str], request, pythons: Iterable[str], what: str, libraries: list[str]
+):
+    """Run ``python -m module`` (a name, or a name and its arguments) in the first of ``pythons`` (the jobs' interpreters, e.g. a
     conda environment's) that has the libraries it needs, with this checkout's library on its
     path, ``request`` as JSON on stdin; return its JSON answer. Used where Snakemake's own
     Python lacks ``libraries`` (the conda route) for work that must happen before any job.
@@ -89,7 +91,7 @@ def in_job_python(module: str, request, pythons: Iterable[str], what: str, libra
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     for python in pythons:
         done = subprocess.run(
-            [python, "-m", module],
+            [python, "-m", *([module] if isinstance(module, str) else module)],
             input=json.dumps(request),
             capture_output=True,
             text=True,
