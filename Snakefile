@@ -33,7 +33,7 @@ from prunesim.config import (
     load_schema,
     validate,
 )
-from prunesim.environment import missing
+from prunesim.job_python import missing
 from prunesim.integrity import check_files_somewhere
 from prunesim.io import remove_stale_temporaries
 from prunesim.layout import RESULTS, STAGE_PATTERN

@@ -172,6 +172,13 @@ def test_default_layers_skip_modules_that_repeat_their_input():
     assert default_layers(_lenet(0)) == list(_lenet(0).recorded_layers)
 
 
+def test_default_layers_leave_out_a_module_run_twice_that_named_layers_refuse(images):
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 8), relu, nn.Linear(8, 8), relu)
+    ds = compare_models(model, model, images, metrics="cka_linear", **FAST)
+    assert list(ds.layer_a.values) == ["1", "3"]  # the shared ReLU is left out
+
+
 def test_a_module_run_twice_is_refused_with_its_name(images):
     relu = nn.ReLU()
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 8), relu, nn.Linear(8, 8), relu)
@@ -195,8 +202,8 @@ def test_the_readmes_notebook_example_runs(capsys):
     exec(readme_block("api-models"), {})
     printed = capsys.readouterr().out
     assert "relu1" in printed and "fc3" in printed
-    assert "does not vary" not in printed  # both models' layers vary: the reason printed is
-    assert "channels view needs equal spatial sizes" not in printed  # the flatten view's
+    # the reason printed: relu1 (28 × 28) and relu2 (10 × 10) share no positions
+    assert "channels view needs equal spatial sizes, got (28, 28) and (10, 10)" in printed
 
 
 def test_a_float64_numpy_array_runs_in_the_models_precision(images):

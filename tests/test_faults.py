@@ -416,7 +416,7 @@ def test_unexpected_error_keeps_its_traceback_everywhere(tmp_path):
 
 
 HEALTHY_BUT_TALKATIVE = """
-import os, sys, warnings
+import logging, os, sys, warnings
 from prunesim.io import run_job
 
 def job():
@@ -424,6 +424,7 @@ def job():
     print("a print")
     print("a line to stderr", file=sys.stderr)
     os.write(2, b"a C library's message\\n")
+    logging.getLogger("prunesim.test").info("a log line after them")
 
 run_job(sys.argv[1], job)
 """
@@ -437,5 +438,6 @@ def test_a_healthy_job_is_silent_on_the_console_and_its_log_keeps_everything(tmp
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
     text = log.read_text()
-    for said in ("deprecation warning", "a print", "a line to stderr", "a C library's message"):
-        assert said in text, said
+    said = ["deprecation warning", "a print", "a line to stderr", "a C library's message"]
+    for line in [*said, "a log line after them"]:  # none written over by the next
+        assert line in text, line

@@ -67,7 +67,7 @@ def test_a_damaged_rewind_point_is_reported(tmp_path):
 CHECK_WITHOUT_LIBRARIES = """
 import json
 sys.path.insert(0, sys.argv[1])
-from prunesim.environment import missing
+from prunesim.job_python import missing
 from prunesim.integrity import CHECKER_LIBRARIES, check_files_somewhere
 assert "torch" in missing(CHECKER_LIBRARIES)
 paths, expected = json.loads(sys.argv[2]), json.loads(sys.argv[3])

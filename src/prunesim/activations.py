@@ -59,25 +59,42 @@ def chunk_checksum(values: np.ndarray) -> int:
 
 
 def layer_outputs(
-    models: list[nn.Module], layers: list[list[str]], batches: Iterable
+    models: list[nn.Module], layers: list[list[str]], batches: Iterable, skip_unusable: bool = False
 ) -> Iterator[list[dict[str, np.ndarray]]]:
     """Run every batch through every model (eval mode, no gradients) and yield, per batch, each
     model's ``{layer: output}`` as float32 numpy arrays. Each model runs on its own device
     (where its first parameter is); a batch is moved there, float inputs in the model's
-    precision. The models see the same batches
-    in the same order, so a shuffling data loader still pairs their samples."""
+    precision. The models see the same batches in the same order, so a shuffling data loader
+    still pairs their samples.
+
+    A layer that runs twice in a forward pass (a module used at two places), never runs, or
+    gives no tensor is an error; with ``skip_unusable`` (layers chosen by default, not by the
+    caller) it is left out from the first batch on, and logged."""
     import torch
 
     hooks = []
     outputs: list[dict[str, np.ndarray]] = [{} for _ in models]
+    unusable: list[dict[str, str]] = [{} for _ in models]
 
-    def hook_for(name: str, out: dict):
+    def hook_for(name: str, out: dict, bad: dict):
         def hook(module, inputs, output):
-            if name in out:
-                raise RuntimeError(
-                    f"module {name!r} ran twice in one forward pass (a module used at two "
-                    "places): record the places by different modules"
-                )
+            if name in bad:
+                return
+            problem = (
+                "ran twice in one forward pass (a module used at two places)"
+                if name in out
+                else None
+                if isinstance(output, torch.Tensor)
+                else f"gives a {type(output).__name__}, not a tensor"
+            )
+            if problem:
+                if not skip_unusable:
+                    raise RuntimeError(
+                        f"module {name!r} {problem}: record it by another module, or leave it out"
+                    )
+                bad[name] = problem
+                out.pop(name, None)
+                return
             # Copy now: an in-place op later in the pass (ReLU(inplace=True), x += shortcut)
             # would otherwise change what is stored.
             out[name] = output.detach().to("cpu", torch.float32, copy=True).numpy()
@@ -86,7 +103,7 @@ def layer_outputs(
 
     modes = [model.training for model in models]
     try:
-        for model, names, out in zip(models, layers, outputs, strict=True):
+        for model, names, out, bad in zip(models, layers, outputs, unusable, strict=True):
             modules = dict(model.named_modules())
             unknown = [name for name in names if name not in modules]
             if unknown:
@@ -94,20 +111,27 @@ def layer_outputs(
                     f"layers {unknown} are not modules of the model; its modules are "
                     f"{[n for n in modules if n][:12]}{' …' if len(modules) > 13 else ''}"
                 )
-            hooks += [modules[name].register_forward_hook(hook_for(name, out)) for name in names]
+            hooks += [
+                modules[name].register_forward_hook(hook_for(name, out, bad)) for name in names
+            ]
             model.eval()
         places = [_place_of(model) for model in models]
         with torch.inference_mode():
-            for batch in batches:
-                for model, names, out, (device, dtype) in zip(
-                    models, layers, outputs, places, strict=True
+            for k, batch in enumerate(batches):
+                for model, names, out, bad, (device, dtype) in zip(
+                    models, layers, outputs, unusable, places, strict=True
                 ):
                     out.clear()
                     # float inputs in the model's own precision (a numpy array is float64)
                     model(batch.to(device, dtype if batch.is_floating_point() else None))
-                    missing = [name for name in names if name not in out]
-                    if missing:
-                        raise RuntimeError(f"layers {missing} did not run in the forward pass")
+                    silent = [name for name in names if name not in out and name not in bad]
+                    if silent and (k or not skip_unusable):
+                        raise RuntimeError(f"layers {silent} did not run in the forward pass")
+                    for name in silent:
+                        bad[name] = "did not run in the forward pass"
+                    if k == 0:
+                        for name, problem in bad.items():
+                            log.info("left out layer %r: it %s", name, problem)
                 yield [dict(out) for out in outputs]
     finally:
         for handle in hooks:
@@ -252,23 +276,30 @@ class ActivationArrays:
 
 
 def collect_activations(
-    models: list[nn.Module], layers: list[list[str]], data, batch_size: int = 256
+    models: list[nn.Module],
+    layers: list[list[str]],
+    data,
+    batch_size: int = 256,
+    skip_unusable: bool = False,
 ) -> list[ActivationArrays]:
-    """Every model's ``layers`` on ``data`` (see :func:`input_batches`), in memory (float32).
-    A model listed twice runs once; with the same layers it gives the same object twice (so
-    a comparison shares its factors)."""
+    """Every model's ``layers`` on ``data`` (see :func:`input_batches`), in memory (float32);
+    ``skip_unusable`` as in :func:`layer_outputs`. A model listed twice runs once; with the
+    same layers it gives the same object twice (so a comparison shares its factors)."""
     distinct: dict[int, tuple[nn.Module, dict[str, None]]] = {}
     for model, names in zip(models, layers, strict=True):
+        if not names:
+            raise ValueError("no layers to record: name at least one module")
         distinct.setdefault(id(model), (model, {}))[1].update(dict.fromkeys(names))
     runs = list(distinct.values())
-    parts: list[dict[str, list[np.ndarray]]] = [{name: [] for name in names} for _, names in runs]
+    parts: list[dict[str, list[np.ndarray]]] = [{} for _ in runs]
     batches = input_batches(data, batch_size)
-    for outputs in layer_outputs([m for m, _ in runs], [list(n) for _, n in runs], batches):
+    names_run = [list(names) for _, names in runs]
+    for outputs in layer_outputs([m for m, _ in runs], names_run, batches, skip_unusable):
         for part, out in zip(parts, outputs, strict=True):
             for name, value in out.items():
-                part[name].append(value)
-    if not next(iter(parts[0].values())):
-        raise ValueError("the data gave no batches")
+                part.setdefault(name, []).append(value)
+    if not any(parts):
+        raise ValueError("the data gave no batches, or no layer gave an output")
     arrays = {
         key: {name: np.concatenate(v) for name, v in part.items()}
         for key, part in zip(distinct, parts, strict=True)
@@ -277,7 +308,10 @@ def collect_activations(
     for model, names in zip(models, layers, strict=True):
         key = (id(model), tuple(names))
         if key not in chosen:
-            chosen[key] = ActivationArrays({n: arrays[id(model)][n] for n in names}, batch_size)
+            kept = {n: arrays[id(model)][n] for n in names if n in arrays[id(model)]}
+            if not kept:
+                raise ValueError(f"none of the layers {list(names)} gave a usable output")
+            chosen[key] = ActivationArrays(kept, batch_size)
     return [chosen[id(model), tuple(names)] for model, names in zip(models, layers, strict=True)]
 
 

@@ -352,7 +352,8 @@ def compare_models(
     such as a DataLoader (a tensor, or ``(inputs, labels, ...)``); both models see each batch,
     so a shuffling loader is fine. ``layers``: module names to record (default: a prunesim
     model's recorded layers, else every leaf module but those that only repeat their input:
-    Identity, Flatten, Dropout);
+    Identity, Flatten, Dropout; of these, a module run twice in a forward pass, never run, or
+    giving no tensor is left out and logged);
     ``layers_b`` defaults to ``layers`` (or ``model_b``'s own default). Outputs are held in
     memory as float32. ``settings`` are :class:`CompareSettings` fields; ``device`` also
     sets where the metrics' linear algebra runs (the models run where they are)."""
@@ -362,7 +363,10 @@ def compare_models(
         names_b = list(layers_b)
     else:
         names_b = names_a if layers is not None else default_layers(model_b)
-    acts_a, acts_b = collect_activations([model_a, model_b], [names_a, names_b], data, batch_size)
+    chose = layers is None and layers_b is None  # default layers: unusable ones are left out
+    acts_a, acts_b = collect_activations(
+        [model_a, model_b], [names_a, names_b], data, batch_size, skip_unusable=chose
+    )
     return compare_activations(acts_a, acts_b, compare)
 
 

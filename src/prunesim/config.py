@@ -25,7 +25,7 @@ import yaml
 
 from prunesim.data import DataNotFoundError, DataSettings, check_available, get_spec
 from prunesim.device import DeviceError, check_visible
-from prunesim.environment import LACKS_LIBRARIES, in_job_python, missing
+from prunesim.job_python import LACKS_LIBRARIES, in_job_python, missing
 from prunesim.methods import METHODS
 
 

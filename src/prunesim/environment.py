@@ -9,14 +9,9 @@ in another order).
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
-import json
 import os
 import platform
-import subprocess
 import sys
-from collections.abc import Iterable
-from pathlib import Path
 
 import prunesim
 
@@ -67,42 +62,3 @@ def describe(device: str) -> dict:
             record["gpu"] = torch.cuda.get_device_name(gpu)
             record["cuda"] = torch.version.cuda
     return record
-
-
-# The exit status of a `python -m prunesim.X` helper run in a Python that lacks the libraries
-# it needs: the next candidate interpreter is tried.
-LACKS_LIBRARIES = 3
-
-
-def missing(libraries: Iterable[str]) -> list[str]:
-    """The ``libraries`` (module names) that this Python cannot import."""
-    return [name for name in libraries if importlib.util.find_spec(name) is None]
-
-
-def in_job_python(
-    module: str | list[str], request, pythons: Iterable[str], what: str, libraries: list[str]
-):
-    """Run ``python -m module`` (a name, or a name and its arguments) in the first of ``pythons`` (the jobs' interpreters, e.g. a
-    conda environment's) that has the libraries it needs, with this checkout's library on its
-    path, ``request`` as JSON on stdin; return its JSON answer. Used where Snakemake's own
-    Python lacks ``libraries`` (the conda route) for work that must happen before any job.
-    A RuntimeError says ``what`` could not be done, and why."""
-    src = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    for python in pythons:
-        done = subprocess.run(
-            [python, "-m", *([module] if isinstance(module, str) else module)],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": path},
-        )
-        if done.returncode == 0:
-            return json.loads(done.stdout)
-        if done.returncode != LACKS_LIBRARIES:
-            raise RuntimeError(f"{what} with {python} failed:\n{done.stderr.strip()}")
-    raise RuntimeError(
-        f"{what} needs {libraries}, which neither Snakemake's Python nor a job environment "
-        "has: install the workflow's dependencies (pip install 'prunesim[workflow]') or run "
-        "with --software-deployment-method conda"
-    )

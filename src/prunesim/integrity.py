@@ -20,8 +20,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from prunesim.environment import LACKS_LIBRARIES, in_job_python, missing
 from prunesim.io import InputFileError, read_json, read_netcdf
+from prunesim.job_python import LACKS_LIBRARIES, in_job_python, missing
 
 
 def _checkpoint(path: str, expect: dict | None = None, arch: str | None = None) -> None:

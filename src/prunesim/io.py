@@ -168,7 +168,9 @@ def read_netcdf(path: str | os.PathLike[str], what: str = "similarity file"):
 def log_to(path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
     """Send this process's log records, warnings included, to ``path`` (a rule's log file),
     or stderr if ``None``."""
-    handler = logging.FileHandler(path, mode="w") if path else logging.StreamHandler()
+    if path:  # emptied once, then appended to: the job's own output (_output_into) goes there too
+        Path(path).write_text("")
+    handler = logging.FileHandler(path, mode="a") if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

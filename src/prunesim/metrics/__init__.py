@@ -489,10 +489,10 @@ def similarity(
     X,
     Y,
     metric: str,
-    view: str | None = None,
     rank_tol: float = RANK_TOL,
     float32_products: bool = False,
     device: str = "cpu",
+    view: str | None = None,
     **options,
 ) -> Similarity:
     """Similarity of two representations (``n × p1`` and ``n × p2``, rows = the same samples).
@@ -524,10 +524,10 @@ def calibrated(
     bootstrap: int = 100,
     seed: int = 0,
     confidence: float = 0.95,
-    view: str | None = None,
     rows_per_image: int | None = None,
     rank_tol: float = RANK_TOL,
     device: str = "cpu",
+    view: str | None = None,
     **options,
 ) -> dict[str, float]:
     """``similarity(X, Y, metric)`` with its calibration (:mod:`prunesim.metrics.calibration`):
