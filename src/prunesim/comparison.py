@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 import prunesim
-from prunesim.activations import ActivationArrays, collect_activations
+from prunesim.activations import input_batches, layer_outputs
 from prunesim.environment import describe
 from prunesim.io import progress
 from prunesim.metrics import (
@@ -47,16 +47,99 @@ from prunesim.metrics.calibration import (
 )
 from prunesim.metrics.factors import RANK_TOL
 from prunesim.metrics.streaming import Policy, Side, stream
-from prunesim.metrics.views import VIEWS
+from prunesim.metrics.views import VIEWS, to_numpy
 
 if TYPE_CHECKING:
     from torch import nn
 
     from prunesim.activations import ActivationStore
 
-    Activations = ActivationStore | ActivationArrays
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActivationArrays:
+    """Layer outputs held in memory (``{layer: n × …}``, the same n and samples in every
+    layer), with :class:`ActivationStore`'s read interface."""
+
+    arrays: Mapping[str, np.ndarray]
+    chunk: int = 1024  # rows per block when the comparison streams them
+
+    def __post_init__(self) -> None:
+        arrays = {str(name): to_numpy(a) for name, a in self.arrays.items()}
+        if not arrays:
+            raise ValueError("no layers to compare")
+        sizes = {name: a.shape[0] if a.ndim else 0 for name, a in arrays.items()}
+        if len(set(sizes.values())) != 1 or min(sizes.values()) < 1:
+            raise ValueError(f"every layer needs the same samples (rows), got {sizes}")
+        for name, a in arrays.items():
+            if a.ndim < 2:
+                raise ValueError(f"layer {name!r} has shape {a.shape}: expected n × features")
+        object.__setattr__(self, "arrays", arrays)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.arrays)
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def shape(self, layer: str) -> tuple[int, ...]:
+        return tuple(self.arrays[layer].shape)
+
+    def chunk_size(self) -> int:
+        return self.chunk
+
+    def read(self, layer: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.arrays[layer][start:stop]
+
+    def load(self, layer: str) -> np.ndarray:
+        return self.arrays[layer]
+
+
+def collect_activations(
+    models: list[nn.Module],
+    layers: list[list[str]],
+    data,
+    batch_size: int = 256,
+    skip_unusable: bool = False,
+) -> list[ActivationArrays]:
+    """Every model's ``layers`` on ``data`` (see :func:`input_batches`), in memory (float32);
+    ``skip_unusable`` as in :func:`layer_outputs`. A model listed twice runs once; with the
+    same layers it gives the same object twice (so a comparison shares its factors)."""
+    distinct: dict[int, tuple[nn.Module, dict[str, None]]] = {}
+    for model, names in zip(models, layers, strict=True):
+        if not names:
+            raise ValueError("no layers to record: name at least one module")
+        distinct.setdefault(id(model), (model, {}))[1].update(dict.fromkeys(names))
+    runs = list(distinct.values())
+    parts: list[dict[str, list[np.ndarray]]] = [{} for _ in runs]
+    batches = input_batches(data, batch_size)
+    names_run = [list(names) for _, names in runs]
+    for outputs in layer_outputs([m for m, _ in runs], names_run, batches, skip_unusable):
+        for part, out in zip(parts, outputs, strict=True):
+            for name, value in out.items():
+                part.setdefault(name, []).append(value)
+    if not any(parts):
+        raise ValueError("the data gave no batches, or no layer gave an output")
+    arrays = {
+        key: {name: np.concatenate(v) for name, v in part.items()}
+        for key, part in zip(distinct, parts, strict=True)
+    }
+    chosen: dict[tuple, ActivationArrays] = {}
+    for model, names in zip(models, layers, strict=True):
+        key = (id(model), tuple(names))
+        if key not in chosen:
+            kept = {n: arrays[id(model)][n] for n in names if n in arrays[id(model)]}
+            if not kept:
+                raise ValueError(f"none of the layers {list(names)} gave a usable output")
+            chosen[key] = ActivationArrays(kept, batch_size)
+    return [chosen[id(model), tuple(names)] for model, names in zip(models, layers, strict=True)]
+
+
+if TYPE_CHECKING:
+    Activations = ActivationStore | ActivationArrays
 
 
 CALIBRATED_PAIRS = {
