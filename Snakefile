@@ -80,11 +80,13 @@ except ConfigError as err:
 # left to the jobs' Python, and damaged files that the jobs would read.
 onstart:
     jobs = list(workflow.dag.needrun_jobs())
+    # where the checks run if Snakemake's Python lacks the libraries (the conda route)
+    pythons = job_pythons(jobs)
     try:
         if workflow.local_exec and TORCH_HERE:
             check_device_visible(config["device"])
         if not TORCH_HERE:
-            check_architectures_somewhere(config, job_pythons(jobs))
+            check_architectures_somewhere(config, pythons)
     except ConfigError as err:
         raise WorkflowError(f"invalid configuration: {err}") from None
     except RuntimeError as err:
@@ -95,7 +97,7 @@ onstart:
         damaged = check_files_somewhere(
             files_read_not_rewritten(jobs),
             checkpoint_expectation,
-            job_pythons(jobs),
+            pythons,
         )
     except RuntimeError as err:
         raise WorkflowError(str(err)) from None
