@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from prunesim.metrics import METRICS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "metrics.py"
@@ -60,3 +62,45 @@ def test_training_cost_prints_a_row_per_experiment_with_the_grids_epochs():
     # two seeds x (2 dense epochs + 2 rounds x 2 epochs for IMP and for random_layerwise)
     assert len(rows) == 1 and "| 512 | 20 |" in rows[0]
     assert "hours of training on cpu" in result.stdout
+
+
+def test_pipeline_accounting_splits_every_jobs_wall_time_into_work_and_fixed_cost(
+    finished_smoke_run,
+):
+    script = SCRIPT.with_name("pipeline.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "--results-of", str(finished_smoke_run), "--cores", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])
+    }
+    for rule in ("train_dense", "prune", "extract_activations", "compare", "aggregate"):
+        jobs, wall, work, fixed = rows[rule][:4]
+        # every job's work was measured by run_job (no "~": not estimated from timestamps)
+        assert int(jobs) > 0 and not work.startswith("~"), (rule, rows[rule])
+        assert float(wall) == pytest.approx(float(work) + float(fixed), abs=0.15), rule
+        assert float(work) > 0 and float(fixed) > 0, rule
+    assert "fixed cost:" in result.stdout and "jobs' span" in result.stdout
+
+
+def test_throughput_prints_prunesim_against_a_bare_loop_for_training_and_extraction():
+    script = SCRIPT.with_name("throughput.py")
+    args = ["--images", "128", "--probe", "16", "--batch", "8", "--repeat", "1"]
+    result = subprocess.run(
+        [sys.executable, str(script), *args, "--arch", "lenet5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if "| lenet5 |" in line]
+    assert [row[1].strip() for row in rows] == ["dense epoch", "IMP round epoch", "extraction"]
+    for row in rows:
+        ours, bare, ratio = (float(cell.replace(",", "")) for cell in row[2:])
+        assert ours > 0 and bare > 0 and ratio == pytest.approx(ours / bare, rel=0.01, abs=0.01)

@@ -31,3 +31,28 @@ def test_without_a_gpu_auto_means_cpu_and_cuda_is_refused_before_and_at_run_time
         check_visible("cuda:0")
     with pytest.raises(DeviceError, match="no CUDA device"):
         resolve("cuda")
+
+
+def test_auto_follows_torch_where_a_gpu_device_file_exists(monkeypatch, tmp_path):
+    import prunesim.device as device
+
+    node = tmp_path / "nvidiactl"
+    node.touch()
+    monkeypatch.setattr(device, "GPU_DEVICE_NODES", (str(node),))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert device.gpu_device_nodes() and resolve("auto") == expected
+
+
+def test_without_gpu_device_files_auto_means_cpu_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, prunesim.device as d\n"
+        f"d.GPU_DEVICE_NODES = ({str(tmp_path / 'absent')!r},)\n"
+        "from prunesim.metrics.backend import get_backend\n"
+        "print(d.resolve('auto'), get_backend('auto').name, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cpu", "numpy", "False"]

@@ -879,3 +879,42 @@ def test_pairwise_measures_are_nan_above_pairwise_max_samples(rng):
     for metric in ("knn_jaccard", "rsa_spearman", "cka_rbf"):
         value = similarity(x, y, metric, pairwise_max_samples=29)
         assert math.isnan(value) and "pairwise_max_samples = 29" in value.reason
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_average_ranks_equal_scipys_rankdata_exactly(ties, rng):
+    from scipy.stats import rankdata
+
+    for size in (1, 2, 7, 500):
+        values = rng.integers(0, 4, size).astype(float) if ties else rng.standard_normal(size)
+        np.testing.assert_array_equal(factors.average_ranks(values), rankdata(values))
+    assert np.isnan(factors.average_ranks(np.array([1.0, np.nan, 2.0]))).all()
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_nearest_equals_a_stable_full_sort_whatever_the_ties(ties, rng):
+    for n, k in ((40, 1), (40, 10), (40, 39), (40, 40), (7, 3)):
+        distances = rng.integers(0, 3, (n, n)).astype(float) if ties else rng.random((n, n))
+        np.fill_diagonal(distances, np.inf)
+        expected = np.argsort(distances, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(factors.nearest(distances, k), expected)
+
+
+@pytest.mark.parametrize("standardized", [False, True])
+def test_a_draw_with_repeated_rows_has_the_basis_of_its_full_gram_matrix(standardized, rng):
+    distinct = rng.standard_normal((25, 60)) * np.linspace(0.2, 3.0, 60)
+    rows = rng.integers(0, 25, 40)  # 40 rows repeating at most 25 distinct ones
+    data = distinct[rows] - distinct[rows].mean(axis=0)
+    repeats = factors.Repeats.of(rows)
+    assert repeats is not None and len(repeats.first) == len(np.unique(rows))
+    plain, fast = layer_factors(data), layer_factors(data)
+    fast.repeats = repeats
+    a, b = plain.basis(standardized), fast.basis(standardized)
+    assert a.rank == b.rank == len(np.unique(rows)) - 1
+    np.testing.assert_allclose(b.singular_values, a.singular_values, rtol=1e-10)
+    # the same subspace: equal projectors (vectors of equal values may rotate within it)
+    np.testing.assert_allclose(
+        b.left_vectors @ b.left_vectors.T, a.left_vectors @ a.left_vectors.T, atol=1e-10
+    )
+    assert fast.rank == plain.rank
+    assert factors.Repeats.of(rng.permutation(10)) is None

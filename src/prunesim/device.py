@@ -19,7 +19,9 @@ a GPU; on a GPU the numbers differ from the CPU's within floating-point toleranc
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import TYPE_CHECKING
 
 from prunesim.io import JobFailure
@@ -72,10 +74,25 @@ def check_visible(device: str) -> None:
         )
 
 
+# Device files through which torch reaches a GPU: NVIDIA's driver, AMD's ROCm (which torch
+# also calls cuda), and WSL's GPU paravirtualisation.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_device_nodes() -> bool:
+    """Whether this machine has a device file torch could reach a GPU through (always true
+    off Linux, where they are not looked for). Without one, ``auto`` means the CPU with no
+    need to import torch, which takes 1-2 s: a comparison job on a CPU machine then never
+    imports it."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
 def resolve(device: str) -> str:
     """The concrete device a setting means on this machine: ``cpu``, ``cuda`` or ``cuda:N``."""
     check_setting(device)
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and not gpu_device_nodes()):
         return "cpu"
     import torch
 

@@ -270,6 +270,9 @@ def _output_into(path: str | os.PathLike[str] | None) -> Iterator[None]:
                 os.close(copy)
 
 
+WORK_LINE = "job work took"  # run_job's last log line, read by benchmarks/pipeline.py
+
+
 def run_job(log_path: str | os.PathLike[str] | None, job, /, **kwargs) -> None:
     """Run one workflow job, ``job(**kwargs)``, logging to ``log_path``; its console output
     goes there too.
@@ -280,9 +283,14 @@ def run_job(log_path: str | os.PathLike[str] | None, job, /, **kwargs) -> None:
     log_to(log_path)
     log = logging.getLogger("prunesim.job")
     _stop_with(_snakemake_ancestor(), log)
+    started = time.perf_counter()
     try:
         with _output_into(log_path):
             job(**kwargs)
+        # The job's own work, beside the whole process's wall time that Snakemake records:
+        # their difference is the job's fixed cost (start-up, imports), which
+        # benchmarks/pipeline.py reports per rule.
+        log.info("%s %.3f s", WORK_LINE, time.perf_counter() - started)
     except JobFailure as err:
         log.error("job failed", exc_info=True)
         logging.shutdown()

@@ -31,7 +31,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from prunesim.metrics.factors import LayerFactors, PairFactors
+from prunesim.metrics.factors import LayerFactors, PairFactors, Repeats
 from prunesim.metrics.streaming import Policy, array_side, stream
 
 PERMUTATION_STREAM, BOOTSTRAP_STREAM = 0, 1  # seed-sequence keys of the two kinds of draw
@@ -84,11 +84,14 @@ def resampled(layer: LayerFactors, rows: np.ndarray, policy: Policy) -> LayerFac
 
     A layer wider than its samples (Gram route) gets its Gram matrix from the original one,
     ``C K[rows, rows] C`` with C the centring matrix (O(n²) instead of O(n² p)): re-centring
-    is that product, and a neuron constant in the draw adds exactly zero to it."""
+    is that product, and a neuron constant in the draw adds exactly zero to it. Its bases are
+    eigendecompositions of the distinct samples' Gram matrix (:class:`Repeats`)."""
     if layer.stats.data is None:
         raise ValueError("resampling a layer needs its kept data")
     side = array_side(layer.stats.data[rows])
-    drawn = LayerFactors(stream(side, None, [], policy).stats_a["x"], layer.rank_tol)
+    drawn = LayerFactors(
+        stream(side, None, [], policy).stats_a["x"], layer.rank_tol, Repeats.of(rows)
+    )
     if layer.has_gram and drawn.gram_route:
         gram = layer.gram[np.ix_(rows, rows)]
         gram -= gram.mean(axis=0)
