@@ -875,8 +875,9 @@ def test_rsa_and_knn_are_invariant_to_rigid_maps_and_scaling_but_not_to_stretchi
 
 
 def test_pairwise_measures_are_nan_above_pairwise_max_samples(rng):
+    # RBF CKA is not: similarity() computes it in tiles there (tested above)
     x, y = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
-    for metric in ("knn_jaccard", "rsa_spearman", "cka_rbf"):
+    for metric in ("knn_jaccard", "rsa_spearman"):
         value = similarity(x, y, metric, pairwise_max_samples=29)
         assert math.isnan(value) and "pairwise_max_samples = 29" in value.reason
 
@@ -918,3 +919,41 @@ def test_a_draw_with_repeated_rows_has_the_basis_of_its_full_gram_matrix(standar
     )
     assert fast.rank == plain.rank
     assert factors.Repeats.of(rng.permutation(10)) is None
+
+
+@pytest.mark.parametrize("tile", [7, 64, 1024])
+def test_rbf_cka_above_the_pairwise_cap_is_computed_in_tiles_and_equals_the_kernels(tile, rng):
+    from prunesim.metrics import rbf_blocks
+
+    x, y = _related(rng, 150, 12, 9)
+    expected = similarity(x, y, "cka_rbf", rbf_sigma=0.8)
+    tiled = rbf_blocks.rbf_cka(x - x.mean(axis=0), y - y.mean(axis=0), 0.8, tile=tile)
+    assert tiled == (pytest.approx(float(expected), abs=1e-12), "")
+    # what similarity() does above the cap (where it was NaN before), independent of tiles
+    above = similarity(x, y, "cka_rbf", rbf_sigma=0.8, pairwise_max_samples=100)
+    assert above == pytest.approx(float(expected), abs=1e-12) and above.reason == ""
+
+
+def test_the_tiled_median_is_exact_even_when_its_sampled_bracket_misses(rng, monkeypatch):
+    from prunesim.metrics import rbf_blocks
+
+    x = rng.standard_normal((90, 5))
+    x[:30] = x[0]  # many equal samples: ties at the median
+    x -= x.mean(axis=0)
+    rows, cols = np.triu_indices(len(x), k=1)
+    distances = ((x[rows] - x[cols]) ** 2).sum(axis=1)
+    for brackets in (rbf_blocks.BRACKETS, ((0.0, 0.01), (0.99, 1.0), (0.0, 1.0))):
+        monkeypatch.setattr(rbf_blocks, "BRACKETS", brackets)
+        median = rbf_blocks.median_sq_distance(x, tile=16)
+        assert median == pytest.approx(np.median(distances), rel=1e-12)
+
+
+def test_tiled_rbf_cka_gives_the_kernels_reasons_for_nan(rng):
+    x, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 4))
+    x[:30] = x[0]  # most pairs of samples at distance 0: the median is 0
+    for cap in (10_000, 8):  # in memory, and in tiles
+        value = similarity(x, y, "cka_rbf", pairwise_max_samples=cap)
+        assert math.isnan(value) and "median squared distance between samples is 0" in value.reason
+    constant = np.ones((40, 3))
+    value = similarity(constant, y, "cka_rbf", pairwise_max_samples=8)
+    assert math.isnan(value) and "does not vary" in value.reason

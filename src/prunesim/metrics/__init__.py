@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from prunesim.metrics import rbf_blocks
 from prunesim.metrics.backend import get_backend
 from prunesim.metrics.calibration import (
     Calibration,
@@ -46,7 +47,8 @@ class MetricOptions:
     svcca_variance: float = 0.99  # svcca: keep the leading directions explaining this variance
     rbf_sigma: float = 1.0  # cka_rbf: σ² = rbf_sigma² × median squared distance between samples
     # metrics of sample pairs (cka_rbf, knn_jaccard, rsa_spearman): NaN above this many rows
-    # (their n × n matrices take 8 n² bytes each)
+    # (their n × n matrices take 8 n² bytes each), but for a single similarity() call of
+    # cka_rbf, which is then computed exactly in tiles of sample pairs
     pairwise_max_samples: int = 10_000
     knn_k: int = 10  # knn_jaccard: neighbours per sample
 
@@ -331,7 +333,8 @@ REGISTRY: dict[str, Metric] = {
             needs_pairwise=True,
             definition="<HKH, HLH>_F / (||HKH||_F ||HLH||_F), K_ij = exp(-||x_i - x_j||^2 / "
             "(2 sigma^2)), sigma^2 = rbf_sigma^2 x median squared distance between distinct "
-            "samples; NaN above pairwise_max_samples rows",
+            "samples; in a comparison NaN above pairwise_max_samples rows (a single "
+            "similarity() call computes it in tiles there)",
             reference="Kornblith et al. 2019",
         ),
         Metric(
@@ -512,6 +515,12 @@ def similarity(
     X, Y = apply_view(X, view), apply_view(Y, view)
     keep = wants_samples(spec.needs_pairwise, len(X), opts.pairwise_max_samples)
     pair = pair_factors(X, Y, rank_tol, keep, float32_products=float32_products, device=device)
+    if metric == "cka_rbf" and not keep and _undefined(pair) is None:
+        # above pairwise_max_samples the arrays are here anyway: tiles of sample pairs give
+        # the exact value without the n × n kernels (prunesim.metrics.rbf_blocks)
+        centred = [_power_of_two_scaled(as_matrix(a)).astype(np.float64) for a in (X, Y)]
+        value, reason = rbf_blocks.rbf_cka(*(a - a.mean(axis=0) for a in centred), opts.rbf_sigma)
+        return Similarity(value, reason)
     result = evaluate(pair, metric, opts)
     return Similarity(result.value, result.reason)
 
