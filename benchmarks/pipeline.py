@@ -112,14 +112,15 @@ def table(jobs: list[Job], cores: int | None, command_seconds: float | None) -> 
         fixed = sum(job.wall - job.work for job in timed)
         all_work, all_fixed = all_work + work, all_fixed + fixed
         mark = "" if all(job.measured for job in timed) else "~"
-        per_job = f"{mark}{fixed / len(timed):.2f}" if timed else "–"
-        rows.append(
-            f"| {rule} | {len(group)} | {wall:.1f} | {mark}{work:.1f} | {mark}{fixed:.1f} | "
-            f"{per_job} | {wall / total:.0%} |"
-        )
+        if timed:
+            split = f"{mark}{work:.1f} | {mark}{fixed:.1f} | {mark}{fixed / len(timed):.2f}"
+        else:  # logs without run_job's line or timestamps: the wall time only
+            split = "– | – | –"
+        rows.append(f"| {rule} | {len(group)} | {wall:.1f} | {split} | {wall / total:.0%} |")
+    timed_jobs = sum(job.work is not None for job in jobs)
     rows.append(
         f"| all | {len(jobs)} | {total:.1f} | {all_work:.1f} | {all_fixed:.1f} | "
-        f"{all_fixed / max(len(jobs), 1):.2f} | 100% |"
+        f"{all_fixed / max(timed_jobs, 1):.2f} | 100% |"
     )
     span = jobs[-1].end - min(job.start for job in jobs) if jobs else 0.0
     lines = ["\n".join(rows), ""]
@@ -133,8 +134,10 @@ def table(jobs: list[Job], cores: int | None, command_seconds: float | None) -> 
             f"job-seconds over {cores} cores: {total / cores:.1f} s, so the span is "
             f"{span / (total / cores):.2f}x a perfectly packed run"
         )
+    untimed = len(jobs) - timed_jobs
     lines.append(
         f"fixed cost: {all_fixed:.1f} of {total:.1f} job-seconds ({all_fixed / max(total, 1e-9):.0%})"
+        + (f"; {untimed} jobs' logs gave no split (in neither column)" if untimed else "")
     )
     return "\n".join(lines)
 
