@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 17, as one script for a lent GPU machine (about 10 minutes on an
-# H200; every step was run on this project's CPU machine first with small sizes):
+# The GPU checks of issue 17, as one script for a lent GPU machine (not yet run on a GPU; its
+# two steps were run on the CPU machine with small sizes, the metrics with --device torch:cpu):
 #   1. all metrics on (10,000, 4,096, 4,096) on CUDA, float64 and float32 products, against
 #      the same calls on the CPU in the same process (benchmarks/metrics.py);
 #   2. training (dense, one IMP round) and extraction of ResNet-20 and the seed study's VGG on

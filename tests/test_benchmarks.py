@@ -84,8 +84,10 @@ def test_pipeline_accounting_splits_every_jobs_wall_time_into_work_and_fixed_cos
         jobs, wall, work, fixed = rows[rule][:4]
         # every job's work was measured by run_job (no "~": not estimated from timestamps)
         assert int(jobs) > 0 and not work.startswith("~"), (rule, rows[rule])
-        assert float(wall) == pytest.approx(float(work) + float(fixed), abs=0.15), rule
-        assert float(work) > 0 and float(fixed) > 0, rule
+        # the work (the job's own log) and the wall time (Snakemake's metadata) are measured
+        # apart: the job's process started before its work and ended after it
+        assert 0 < float(work) < float(wall), rule
+        assert float(fixed) > 0, rule
     assert "fixed cost:" in result.stdout and "jobs' span" in result.stdout
 
 

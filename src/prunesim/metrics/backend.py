@@ -61,18 +61,32 @@ def _upper_triangle_median(matrix: np.ndarray) -> float:
     count = n * (n - 1) // 2
     if count == 0:
         return 0.0
-    ranks = [count // 2] if count % 2 else [count // 2 - 1, count // 2]
     rows = [matrix[i, i + 1 :] for i in range(n - 1)]
     if count > MEDIAN_GATHER_MAX:
         step = max(1, n // 200)
         lo, hi = np.quantile(np.concatenate(rows[::step]), [0.49, 0.51])
-        below = sum(int(np.count_nonzero(row < lo)) for row in rows)
-        inside = np.concatenate([row[(row >= lo) & (row <= hi)] for row in rows])
-        if below <= ranks[0] and ranks[-1] < below + len(inside):
-            middle = np.partition(inside, [r - below for r in ranks])
-            return float(np.mean(middle[[r - below for r in ranks]]))
+        median = bracketed_median(lambda: rows, count, lo, hi)
+        if median is not None:
+            return median
     upper = np.concatenate(rows)
     return float(np.median(upper, overwrite_input=True))
+
+
+def bracketed_median(chunks, count: int, low: float, high: float) -> float | None:
+    """numpy's median (the mean of the two middle values for an even count) of the ``count``
+    values that ``chunks()`` yields in arrays, found in one pass that counts the values below
+    ``low`` and keeps those in ``[low, high]``; None when the median is not in the bracket
+    (the counts say so)."""
+    ranks = [count // 2] if count % 2 else [count // 2 - 1, count // 2]
+    below, inside = 0, []
+    for values in chunks():
+        below += int(np.count_nonzero(values < low))
+        inside.append(values[(values >= low) & (values <= high)])
+    kept = np.concatenate(inside) if inside else np.zeros(0)
+    if not (below <= ranks[0] and ranks[-1] < below + len(kept)):
+        return None
+    middle = np.partition(kept, [r - below for r in ranks])
+    return float(np.mean(middle[[r - below for r in ranks]]))
 
 
 class NumpyBackend:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from prunesim.metrics.backend import bracketed_median
+
 TILE = 1024  # samples per side of a tile of sample pairs: two 8 MiB float64 tiles in flight
 SAMPLE_ROWS = 200  # rows whose distances bracket the median (every n // SAMPLE_ROWS-th row)
 BRACKETS = ((0.49, 0.51), (0.45, 0.55), (0.25, 0.75), (0.0, 1.0))  # widened after a miss
@@ -61,26 +63,24 @@ def median_sq_distance(x: np.ndarray, tile: int = TILE) -> float:
     if count == 0:
         return 0.0
     sq = np.einsum("ij,ij->i", x, x)
-    ranks = [count // 2] if count % 2 else [count // 2 - 1, count // 2]
     sampled = np.arange(0, n - 1, max(1, n // SAMPLE_ROWS))
     sample = np.concatenate(
         [_distances(x, sq, slice(i, i + 1), slice(i + 1, n)).ravel() for i in sampled]
     )
+
+    def chunks():
+        for rows, cols in _tiles(n, tile):
+            yield _upper(_distances(x, sq, rows, cols), rows, cols)
+
     for low_q, high_q in BRACKETS:
         low, high = (
             (-np.inf, np.inf)
             if (low_q, high_q) == (0.0, 1.0)
-            else (np.quantile(sample, [low_q, high_q]))
+            else np.quantile(sample, [low_q, high_q])
         )
-        below, inside = 0, []
-        for rows, cols in _tiles(n, tile):
-            values = _upper(_distances(x, sq, rows, cols), rows, cols)
-            below += int(np.count_nonzero(values < low))
-            inside.append(values[(values >= low) & (values <= high)])
-        kept = np.concatenate(inside)
-        if below <= ranks[0] and ranks[-1] < below + len(kept):
-            middle = np.partition(kept, [r - below for r in ranks])
-            return float(np.mean(middle[[r - below for r in ranks]]))
+        median = bracketed_median(chunks, count, low, high)
+        if median is not None:
+            return median
     raise AssertionError("the widest bracket holds every distance")  # pragma: no cover
 
 
