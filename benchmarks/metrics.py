@@ -102,9 +102,12 @@ GRAM_BASELINES = {"cka_linear", "cka_rbf", "cka_debiased", "nbs", "knn_jaccard",
 def data_products(metric: str, n: int, p1: int, p2: int) -> list[str]:
     """The products of the data a metric cannot avoid: each layer's covariance XᵀX (p <= n) or
     Gram matrix XXᵀ (p > n), and the cross-product XᵀY; for RBF CKA the two n × n Gram
-    matrices; the kernel metrics need no XᵀY when a layer has p > n."""
+    matrices; the kernel metrics need no XᵀY when a layer has p > n, NBS only XᵀY when
+    neither has."""
     if metric == "cka_rbf":
         return ["gram_x", "gram_y"]
+    if metric == "nbs" and max(p1, p2) <= n:
+        return ["cross"]  # and the traces: no covariances (Metric.covariances)
     selfs = ["gram_x" if p1 > n else "cov_x", "gram_y" if p2 > n else "cov_y"]
     return selfs if max(p1, p2) > n and metric.startswith("cka") else [*selfs, "cross"]
 

@@ -3,6 +3,8 @@ is never a test; see benchmarks/)."""
 
 from __future__ import annotations
 
+import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +108,43 @@ def test_throughput_prints_prunesim_against_a_bare_loop_for_training_and_extract
     for row in rows:
         ours, bare, ratio = (float(cell.replace(",", "")) for cell in row[2:])
         assert ours > 0 and bare > 0 and ratio == pytest.approx(ours / bare, rel=0.01, abs=0.01)
+
+
+LIBRARIES = SCRIPT.parent / "libraries.py"
+
+
+def test_libraries_benchmark_names_the_missing_library_files(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(LIBRARIES), "--libraries", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "svcca" / "cca_core.py") in error
+    assert "representation_similarity/Demo.ipynb" in error and "fetch them" in error
+
+
+def test_libraries_benchmark_runs_only_the_notebooks_definitions(tmp_path, monkeypatch):
+    # Kornblith's code is published as a notebook: its function definitions are loaded, its
+    # demonstration statements (here one that would fail) are not run
+    folder = tmp_path / "representation_similarity"
+    folder.mkdir()
+    cells = [
+        {"cell_type": "markdown", "source": ["# demo"]},
+        {
+            "cell_type": "code",
+            "source": ["import numpy as np\n", "def double(x):\n", "  return 2 * x\n"],
+        },
+        {
+            "cell_type": "code",
+            "source": ["print(undefined_name)\n", "def triple(x):\n", "  return 3 * x"],
+        },
+    ]
+    (folder / "Demo.ipynb").write_text(json.dumps({"cells": cells}))
+    monkeypatch.syspath_prepend(str(LIBRARIES.parent))
+    libraries = importlib.import_module("libraries")
+    loaded = libraries.load_kornblith(tmp_path)
+    assert loaded["double"](4) == 8 and loaded["triple"](2) == 6
+    assert loaded["np"].__name__ == "numpy"

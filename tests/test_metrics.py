@@ -22,6 +22,7 @@ from prunesim.metrics import (
     evaluate,
     factors,
     layer_factors,
+    pair_factors,
     reference,
     similarity,
     stats,
@@ -957,3 +958,28 @@ def test_tiled_rbf_cka_gives_the_kernels_reasons_for_nan(rng):
     constant = np.ones((40, 3))
     value = similarity(constant, y, "cka_rbf", pairwise_max_samples=8)
     assert math.isnan(value) and "does not vary" in value.reason
+
+
+@pytest.mark.parametrize("metric", ["nbs", "procrustes"])
+def test_metrics_of_the_cross_product_alone_skip_the_covariances_and_agree(metric, rng):
+    # a single call of NBS or Procrustes forms only XᵀY (and the traces), not XᵀX and YᵀY
+    x, y = rng.standard_normal((200, 30)), rng.standard_normal((200, 20)) + 2.0
+    light = pair_factors(x, y, covariances=False)
+    assert light.a.stats.cov is None and light.b.stats.cov is None
+    with pytest.raises(ValueError, match="not accumulated"):
+        _ = light.a.cov
+    full = evaluate(pair_factors(x, y), metric).value
+    assert evaluate(light, metric).value == pytest.approx(full, abs=1e-14)
+    assert similarity(x, y, metric) == pytest.approx(full, abs=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.bool_])
+def test_integer_and_boolean_activations_equal_their_float64_copies(dtype, rng):
+    # the scale check reads the largest and smallest element of the array as it is: an
+    # unsigned minimum must not wrap around when negated
+    x = rng.integers(0, 2 if dtype is np.bool_ else 200, size=(120, 12)).astype(dtype)
+    y = rng.standard_normal((120, 9))
+    for metric in ("cka_linear", "nbs", "cca_mean"):
+        assert similarity(x, y, metric) == pytest.approx(
+            similarity(x.astype(np.float64), y, metric), abs=1e-13
+        )

@@ -81,10 +81,15 @@ def test_a_pair_of_arrays_gives_the_exact_centred_statistics(rng):
     np.testing.assert_allclose(streamed.crosses["x", "x"], cx.T @ cy, rtol=1e-12, atol=1e-12)
 
 
-def test_blocks_of_different_lengths_on_the_two_sides_are_refused(rng):
+@pytest.mark.parametrize(
+    "rows_a, rows_b, chunk_rows", [(10, 12, None), (12, 10, None), (10, 12, 5)]
+)
+def test_blocks_of_different_lengths_on_the_two_sides_are_refused(rng, rows_a, rows_b, chunk_rows):
+    # the second side's rows beyond the first's must not be dropped silently, whatever the
+    # blocks (with even blocks, 10 rows read 12 as 10 + 2)
     side_a, side_b = (
-        array_side(rng.standard_normal((10, 3))),
-        array_side(rng.standard_normal((12, 3))),
+        array_side(rng.standard_normal((rows_a, 3)), chunk_rows=chunk_rows),
+        array_side(rng.standard_normal((rows_b, 3)), chunk_rows=chunk_rows),
     )
     with pytest.raises(ValueError, match="rows"):
         stream(side_a, side_b, [("x", "x")], Policy())

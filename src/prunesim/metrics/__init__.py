@@ -84,6 +84,9 @@ class Metric:
     caution: Callable[[PairFactors, MetricOptions], str] | None = None
     # why a bootstrap over probe images says nothing about this metric (empty: it does)
     no_bootstrap: str = ""
+    # needs each layer's p × p covariance XᵀX where p <= n (NBS and Procrustes use only XᵀY
+    # and the traces: a single call then skips two of its three products)
+    covariances: bool = True
 
 
 def _nan(reason: str) -> MetricResult:
@@ -353,6 +356,7 @@ REGISTRY: dict[str, Metric] = {
             definition="||X^T Y||_* / sqrt(tr(X^T X) tr(Y^T Y)) = tr((K^1/2 L K^1/2)^1/2) / "
             "sqrt(tr K tr L)",
             reference="Tang et al. 2020 (Normalized Bures Similarity)",
+            covariances=False,
         ),
         Metric(
             "procrustes",
@@ -365,6 +369,7 @@ REGISTRY: dict[str, Metric] = {
             "pi/2",
             reference="Williams, Kunz, Kornblith & Linderman 2021 (generalized shape metrics)",
             perfect=0.0,
+            covariances=False,
         ),
         Metric(
             "knn_jaccard",
@@ -439,7 +444,10 @@ _SAFE_PEAK = (2.0**-200, 2.0**200)
 def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
     """``x`` itself, or ``x × 2^-e`` with its largest magnitude brought near 1 when it lies
     outside the range in which the metrics' float64 products neither overflow nor underflow."""
-    peak = float(np.max(np.abs(x))) if x.dtype != np.bool_ else 1.0
+    # from the largest and the smallest element: two reads, no |x| temporary as large as x
+    # (np.max keeps a NaN, which pass 1 then reports)
+    extremes = np.array([x.max(), x.min()], dtype=np.float64) if x.dtype != np.bool_ else [1.0]
+    peak = float(np.max(np.abs(extremes)))
     if not math.isfinite(peak) or peak == 0.0 or _SAFE_PEAK[0] <= peak <= _SAFE_PEAK[1]:
         return x  # non-finite data is reported by pass 1, all-zero data is constant
     return np.ldexp(np.asarray(x, dtype=np.float64), -math.frexp(peak)[1])
@@ -453,17 +461,23 @@ def pair_factors(
     keep_directions: bool = False,
     float32_products: bool = False,
     device: str = "cpu",
+    covariances: bool = True,
 ) -> PairFactors:
     """Factors of two in-memory representations, streamed block by block by the driver that
     streams two stores (:mod:`prunesim.metrics.streaming`, which states the memory policy):
-    ``keep_data`` keeps the samples for kernel metrics. ``float32_products``: see
+    ``keep_data`` keeps the samples for kernel metrics; ``covariances=False`` leaves out each
+    layer's XᵀX where p <= n (for metrics that need only XᵀY: :attr:`Metric.covariances`).
+    ``float32_products``: see
     :func:`prunesim.metrics.stats.product`; ``device``: where the linear algebra runs, see
     :mod:`prunesim.metrics.backend`."""
     X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
     if len(X) != len(Y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
     policy = Policy(
-        pairwise=keep_data, float32_products=float32_products, backend=get_backend(device)
+        pairwise=keep_data,
+        float32_products=float32_products,
+        backend=get_backend(device),
+        covariances=covariances,
     )
     streamed = stream(array_side(X), array_side(Y), [("x", "x")], policy)
     return PairFactors(
@@ -514,7 +528,15 @@ def similarity(
     spec, opts = get_metric(metric), MetricOptions(**options)
     X, Y = apply_view(X, view), apply_view(Y, view)
     keep = wants_samples(spec.needs_pairwise, len(X), opts.pairwise_max_samples)
-    pair = pair_factors(X, Y, rank_tol, keep, float32_products=float32_products, device=device)
+    pair = pair_factors(
+        X,
+        Y,
+        rank_tol,
+        keep,
+        float32_products=float32_products,
+        device=device,
+        covariances=spec.covariances,
+    )
     if metric == "cka_rbf" and not keep and _undefined(pair) is None:
         # above pairwise_max_samples the arrays are here anyway: tiles of sample pairs give
         # the exact value without the n × n kernels (prunesim.metrics.rbf_blocks)

@@ -316,6 +316,8 @@ class LayerFactors:
         """``XᵀX`` (p × p)."""
         if self.stats.cov is not None:
             return self.stats.cov
+        if self.stats.data is None:
+            raise ValueError("this layer's XᵀX was not accumulated (covariances=False)")
         return product(self.stats.data, self.stats.data, self.stats.float32_products, self.backend)
 
     @cached_property

@@ -119,10 +119,15 @@ class ColumnMoments:
         self.n = total
 
     def accumulator(
-        self, keep_data: bool, float32_products: bool = False, backend=NUMPY
+        self,
+        keep_data: bool,
+        float32_products: bool = False,
+        backend=NUMPY,
+        covariance: bool = True,
     ) -> LayerAccumulator:
-        """Pass 2 for this representation's live neurons, with its means and row count. The
-        chunk buffer goes with it: memory already paged in."""
+        """Pass 2 for this representation's live neurons, with its means and row count
+        (``covariance=False``: without XᵀX unless the data is kept). The chunk buffer goes
+        with it: memory already paged in."""
         buffer, self.buffer = self.buffer, None
         live = self.live()
         still = ~live & ~self.nonfinite
@@ -138,6 +143,7 @@ class ColumnMoments:
             nonfinite=int(self.nonfinite.sum()),
             constant=int(still.sum()) - inactive,
             inactive=inactive,
+            covariance=covariance,
         )
 
     def live(self) -> np.ndarray:
@@ -155,7 +161,8 @@ class LayerStats:
     mean: np.ndarray  # of the live neurons
     constant: int  # neurons dropped for a constant non-zero value
     inactive: int  # neurons dropped for being zero on every sample (ReLUs that never fire)
-    cov: np.ndarray | None  # XᵀX of the centred live neurons, or None when data is kept
+    # XᵀX of the centred live neurons; None when the data is kept or XᵀX was not asked for
+    cov: np.ndarray | None
     data: np.ndarray | None  # the centred live data (n × p), kept when p > n or a Gram is needed
     row_sq: np.ndarray  # ‖x_i‖² of each centred sample
     float32_products: bool = False  # products of the data in float32, summed in float64
@@ -192,6 +199,7 @@ class LayerAccumulator:
     nonfinite: int = 0  # from pass 1; those neurons are excluded from ``live``
     constant: int = 0  # from pass 1: dropped neurons of a constant non-zero value
     inactive: int = 0  # from pass 1: dropped neurons that are zero on every sample
+    covariance: bool = True  # accumulate XᵀX when the data is not kept
 
     def centred(self, chunk: np.ndarray) -> np.ndarray:
         """The chunk's live neurons, centred with the pass-1 means (float64). A view of this
@@ -214,7 +222,7 @@ class LayerAccumulator:
             self.rows[0][self.n - len(centred) : self.n] = centred
         elif self.keep_data:
             self.rows.append(centred.copy())  # centred may be the reused buffer
-        else:
+        elif self.covariance:
             chunk_cov = product(centred, centred, self.float32_products, self.backend)
             if self.cov is None:
                 self.cov = chunk_cov
@@ -233,7 +241,7 @@ class LayerAccumulator:
         if self.keep_data and data is None:
             data = np.zeros((0, p))
         cov = None
-        if not self.keep_data:
+        if not self.keep_data and self.covariance:
             cov = self.cov if self.cov is not None else np.zeros((p, p))
         row_sq = np.concatenate(self.row_sq) if self.row_sq else np.zeros(0)
         return LayerStats(
