@@ -21,9 +21,10 @@ function for it (the library's fastest documented settings: svcca without coeffi
 printing). "x" is the library's time over prunesim's (above 1: prunesim is faster); "|Δ|" the
 difference of the two values. Where a library defines the quantity differently, the row says
 how, and |Δ| is that difference, not an error: RBF CKA's bandwidth (Kornblith's median of the
-squared distances includes the n zeros of the diagonal), google/svcca's and anatome's PWCCA
-weights (taken from the uncentred activations). A library whose n × n matrices would not fit
-in this machine's memory is skipped, with the memory it would need.
+squared distances includes the n zeros of the diagonal), and PWCCA's weights (google/svcca's
+and anatome's code each weight differently from the paper's projections on the canonical
+variates; the row says how). A library whose n × n matrices would not fit in this machine's
+memory is skipped, with the memory it would need.
 
 Timings are the best of ``--repeat`` calls (prunesim) and of 2 calls (libraries), or of one
 call when a call takes over 20 s. Not a test: compare the ratios, measured in one run on a
@@ -150,7 +151,14 @@ def rows_for(x: np.ndarray, y: np.ndarray, libs: dict) -> list[Row]:
         "bandwidth: Kornblith's median squared distance counts the n zero distances of the "
         "diagonal, prunesim's the distinct pairs"
     )
-    weights_differ = "weights from the uncentred activations"
+    # PWCCA's weights as each library's code computes them (prunesim's: docs/metrics.md)
+    svcca_weights = (
+        "weights: the whitened CCA's rotation applied to the raw centred neurons without the "
+        "whitening, the means added back, orthonormalised by QR"
+    )
+    anatome_weights = (
+        "weights: sums over samples of |x q|, x uncentred, q the orthonormalised coefficients"
+    )
     return [
         Row("cka_linear", "Kornblith", lambda: kornblith["feature_space_linear_cka"](x, y)),
         Row("cka_linear", "anatome", lambda: 1 - float(anatome.linear_cka_distance(tx, ty, False))),
@@ -183,13 +191,13 @@ def rows_for(x: np.ndarray, y: np.ndarray, libs: dict) -> list[Row]:
             "pwcca",
             "google/svcca",
             lambda: svcca.pwcca.compute_pwcca(x.T, y.T)[0],
-            differs=weights_differ,
+            differs=svcca_weights,
         ),
         Row(
             "pwcca",
             "anatome",
             lambda: 1 - float(anatome.pwcca_distance(tx, ty, "svd")),
-            differs=weights_differ + " and the CCA coefficients, not the canonical variates",
+            differs=anatome_weights,
         ),
     ]
 

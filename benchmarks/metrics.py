@@ -155,17 +155,19 @@ def data_product_seconds(metric: str, x: np.ndarray, y: np.ndarray) -> float:
     shape: at p ~ 500 OpenBLAS reaches about 80% of its large square-matrix rate, so this is
     the machine's real floor for them."""
     n, p1, p2 = len(x), x.shape[1], y.shape[1]
-    seconds = 0.0
-    for kind in data_products(metric, n, p1, p2):
-        key = (kind, n, p1, p2)
-        if key not in _DATA_PRODUCT_SECONDS:
-            a = (x if kind.endswith("x") or kind == "cross" else y).astype(np.float64)
-            b = y.astype(np.float64) if kind == "cross" else a
-            product = _rows_product if kind.startswith("gram") else _columns_product
-            _DATA_PRODUCT_SECONDS[key] = best_of(product, a, b)[0]
-            del a, b
-        seconds += _DATA_PRODUCT_SECONDS[key]
-    return seconds
+    return sum(data_product_seconds_of(kind, x, y) for kind in data_products(metric, n, p1, p2))
+
+
+def data_product_seconds_of(kind: str, x: np.ndarray, y: np.ndarray) -> float:
+    """Measured seconds of one data product (a key of ``DATA_PRODUCT_FLOPS``), once per shape."""
+    key = (kind, len(x), x.shape[1], y.shape[1])
+    if key not in _DATA_PRODUCT_SECONDS:
+        a = (x if kind.endswith("x") or kind == "cross" else y).astype(np.float64)
+        b = y.astype(np.float64) if kind == "cross" else a
+        product = _rows_product if kind.startswith("gram") else _columns_product
+        _DATA_PRODUCT_SECONDS[key] = best_of(product, a, b)[0]
+        del a, b
+    return _DATA_PRODUCT_SECONDS[key]
 
 
 _FACTORISATION_SECONDS: dict = {}
@@ -211,9 +213,37 @@ def floor_seconds(metric: str, x: np.ndarray, y: np.ndarray, rate: float) -> flo
     return seconds
 
 
-def all_metrics(x, y, float32_products: bool = False, device: str = "cpu") -> dict:
-    """All seven on one pair, sharing factors (data kept for the RBF kernel where n allows,
-    as compare does)."""
+def all_metrics_floor_seconds(x: np.ndarray, y: np.ndarray, rate: float, metrics) -> float:
+    """The work ``metrics`` cannot avoid when they share factors, as ``floor_seconds`` counts
+    it for one: each data product that any of them needs, once; the CCA family's whitening of
+    XᵀY once (PWCCA's canonical correlations are cca_mean's) and the Gram matrix of XᵀY for
+    NBS; per layer a Cholesky factor and its inverse (CCA, PWCCA) and an eigendecomposition
+    (SVCCA's principal directions); per pair an eigendecomposition with vectors (PWCCA's
+    directions) or without (cca_mean alone; NBS). Not counted, so that this stays a lower
+    bound: SVCCA's own CCA on the kept directions (its size is known only once they are) and
+    the n × n passes of the sample-pair measures beyond their Gram matrices."""
+    n, p1, p2 = len(x), x.shape[1], y.shape[1]
+    kinds = {kind for metric in metrics for kind in data_products(metric, n, p1, p2)}
+    seconds = sum(data_product_seconds_of(kind, x, y) for kind in sorted(kinds))
+    cca = [m for m in ("cca_mean", "pwcca") if m in metrics]
+    shape_metrics = [m for m in ("nbs", "procrustes") if m in metrics]
+    flops = small_product_flops("pwcca", n, p1, p2) if cca or "svcca" in metrics else 0
+    flops += small_product_flops("nbs", n, p1, p2) if shape_metrics else 0
+    seconds += flops / (rate * 1e9)
+    k1, k2 = min(n, p1), min(n, p2)
+    if cca:
+        seconds += _factorisation("cholesky", k1) + _factorisation("cholesky", k2)
+        seconds += _factorisation("eigh" if "pwcca" in cca else "eigvalsh", min(k1, k2))
+    if "svcca" in metrics:
+        seconds += _factorisation("eigh", k1) + _factorisation("eigh", k2)
+    if shape_metrics:
+        seconds += _factorisation("eigvalsh", min(p1, p2))
+    return seconds
+
+
+def all_metrics(x, y, float32_products: bool = False, device: str = "cpu", metrics=METRICS) -> dict:
+    """``metrics`` on one pair, sharing factors (data kept for the sample-pair metrics where n
+    allows, as compare does)."""
     pair = pair_factors(
         x,
         y,
@@ -222,7 +252,7 @@ def all_metrics(x, y, float32_products: bool = False, device: str = "cpu") -> di
         float32_products=float32_products,
         device=device,
     )
-    return {m: evaluate(pair, m).value for m in METRICS}
+    return {m: evaluate(pair, m).value for m in metrics}
 
 
 def data(n, p1, p2, seed=0):
@@ -244,13 +274,14 @@ def bench_device(x, y, device: str, cpu_seconds: float, cpu_values: dict) -> lis
     import torch
 
     cuda = device.startswith("cuda")
-    all_metrics(x[:64], y[:64], device=device)  # start-up: CUDA context, kernels, cuSOLVER
+    metrics = list(cpu_values)
+    all_metrics(x[:64], y[:64], device=device, metrics=metrics)  # start-up: CUDA context, …
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    seconds, _, values = best_of(all_metrics, x, y, False, device)
+    seconds, _, values = best_of(all_metrics, x, y, False, device, metrics)
     peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} (GPU)" if cuda else ""
     diff = max(
-        (abs(values[m] - cpu_values[m]) for m in METRICS if np.isfinite(cpu_values[m])),
+        (abs(values[m] - cpu_values[m]) for m in metrics if np.isfinite(cpu_values[m])),
         default=0.0,
     )
     return [
@@ -292,15 +323,16 @@ def bench_shape(
             cells = [f"NaN by design, decided in {seconds:.2f} s", f"{peak:,.0f}"] + [""] * 5
         print(_row(shape, metric, cells), flush=True)
         shape = ""
-    seconds, peak, values = best_of(all_metrics, x, y)
-    cells = [f"{seconds:.2f} s", f"{peak:,.0f}", "", "", "", "", ""]
+    seconds, peak, values = best_of(all_metrics, x, y, False, "cpu", metrics)
+    floor = f"{seconds / all_metrics_floor_seconds(x, y, rate, metrics):.2f}"
+    cells = [f"{seconds:.2f} s", f"{peak:,.0f}", "", "", "", floor, ""]
     print(_row(shape, "all metrics, shared factors", cells), flush=True)
     if device != "cpu":
         cells = bench_device(x, y, device, seconds, values)
         print(_row("", f"all metrics, {device}", cells), flush=True)
     if float32:
-        seconds32, peak32, values32 = best_of(all_metrics, x, y, True)
-        diffs = {m: abs(values32[m] - values[m]) for m in METRICS if np.isfinite(values[m])}
+        seconds32, peak32, values32 = best_of(all_metrics, x, y, True, "cpu", metrics)
+        diffs = {m: abs(values32[m] - values[m]) for m in metrics if np.isfinite(values[m])}
         kernel = max(diffs.get(m, 0.0) for m in ("cka_linear", "cka_rbf", "cka_debiased", "nbs"))
         cca = max([diffs[m] for m in ("cca_mean", "svcca", "pwcca") if m in diffs] or [0.0])
         cells = [
