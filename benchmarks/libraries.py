@@ -12,9 +12,14 @@ published code from a folder you fetch once (``--libraries``, laid out as below)
                                               which imports its other modules, is not run)
 
     git clone https://github.com/google/svcca DIR/svcca
+    git -C DIR/svcca checkout 1f3fbf19bd31bd9b76e728ef75842aa1d9a4cd2b
     git clone https://github.com/moskomule/anatome DIR/anatome
+    git -C DIR/anatome checkout 2212a8c4ff16f5fe3b2ced4a8661529b79c0c211
     mkdir -p DIR/representation_similarity && curl -o DIR/representation_similarity/Demo.ipynb \\
-      https://raw.githubusercontent.com/google-research/google-research/master/representation_similarity/Demo.ipynb
+      https://raw.githubusercontent.com/google-research/google-research/10bf941a5a0625bf27bb8443aa849e9b48fdd5f9/representation_similarity/Demo.ipynb
+
+These are the versions measured in docs/metrics.md. anatome's distance.py imports
+torchvision, which the pipeline's install has.
 
 Rows: every prunesim metric that one of these libraries computes, against each library's
 function for it (the library's fastest documented settings: svcca without coefficients or
@@ -103,6 +108,7 @@ def missing_libraries(folder: Path) -> list[str]:
         folder / SVCCA / "cca_core.py",
         folder / SVCCA / "pwcca.py",
         folder / ANATOME / "distance.py",
+        folder / ANATOME / "utils.py",
     ]
     return [str(path) for path in expected if not path.is_file()]
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from prunesim.metrics import (
     METRICS,
+    REGISTRY,
     MetricOptions,
     PairFactors,
     evaluate,
@@ -101,13 +102,14 @@ GRAM_BASELINES = {"cka_linear", "cka_rbf", "cka_debiased", "nbs", "knn_jaccard",
 
 def data_products(metric: str, n: int, p1: int, p2: int) -> list[str]:
     """The products of the data a metric cannot avoid: each layer's covariance XᵀX (p <= n) or
-    Gram matrix XXᵀ (p > n), and the cross-product XᵀY; for RBF CKA the two n × n Gram
-    matrices; the kernel metrics need no XᵀY when a layer has p > n, NBS only XᵀY when
-    neither has."""
-    if metric == "cka_rbf":
+    Gram matrix XXᵀ (p > n), and the cross-product XᵀY; for the metrics of sample pairs (RBF
+    CKA, k-NN, RSA) the two n × n Gram matrices; the CKA family needs no XᵀY when a layer has
+    p > n; a metric that needs no covariances (NBS, Procrustes: ``Metric.covariances``) only
+    XᵀY unless both layers have p > n (then their Gram matrices)."""
+    if REGISTRY[metric].needs_pairwise:
         return ["gram_x", "gram_y"]
-    if metric == "nbs" and max(p1, p2) <= n:
-        return ["cross"]  # and the traces: no covariances (Metric.covariances)
+    if not REGISTRY[metric].covariances:
+        return ["cross"] if min(p1, p2) <= n else ["gram_x", "gram_y"]
     selfs = ["gram_x" if p1 > n else "cov_x", "gram_y" if p2 > n else "cov_y"]
     return selfs if max(p1, p2) > n and metric.startswith("cka") else [*selfs, "cross"]
 
@@ -124,11 +126,11 @@ DATA_PRODUCT_FLOPS = {  # symmetric products count once (syrk)
 def small_product_flops(metric: str, n: int, p1: int, p2: int) -> float:
     """Products after the data's: for the CCA family whitening XᵀY on both sides
     (2·k1·k2·(k1 + k2), k = min(n, p)) and the Gram matrix of the result (min(k)²·max(k)),
-    for NBS the Gram matrix of XᵀY."""
+    for NBS and Procrustes the Gram matrix of XᵀY."""
     k1, k2 = min(n, p1), min(n, p2)
     if metric in ("cca_mean", "svcca", "pwcca"):
         return 2 * k1 * k2 * (k1 + k2) + min(k1, k2) ** 2 * max(k1, k2)
-    if metric == "nbs":
+    if metric in ("nbs", "procrustes"):
         return min(p1, p2) ** 2 * max(p1, p2)
     return 0
 
@@ -208,15 +210,15 @@ def floor_seconds(metric: str, x: np.ndarray, y: np.ndarray, rate: float) -> flo
         seconds += _factorisation("eigh", k1) + _factorisation("eigh", k2)
     if metric in ("cca_mean", "svcca", "pwcca"):
         seconds += _factorisation("eigh" if metric == "pwcca" else "eigvalsh", min(k1, k2))
-    elif metric == "nbs":
+    elif metric in ("nbs", "procrustes"):
         seconds += _factorisation("eigvalsh", min(p1, p2))
     return seconds
 
 
 def all_metrics_floor_seconds(x: np.ndarray, y: np.ndarray, rate: float, metrics) -> float:
     """The work ``metrics`` cannot avoid when they share factors, as ``floor_seconds`` counts
-    it for one: each data product that any of them needs, once; the CCA family's whitening of
-    XᵀY once (PWCCA's canonical correlations are cca_mean's) and the Gram matrix of XᵀY for
+    it for one: each data product that any of them needs, once; with cca_mean or PWCCA, the
+    whitening of XᵀY once (PWCCA's canonical correlations are cca_mean's) and the Gram matrix of XᵀY for
     NBS; per layer a Cholesky factor and its inverse (CCA, PWCCA) and an eigendecomposition
     (SVCCA's principal directions); per pair an eigendecomposition with vectors (PWCCA's
     directions) or without (cca_mean alone; NBS). Not counted, so that this stays a lower
@@ -227,7 +229,7 @@ def all_metrics_floor_seconds(x: np.ndarray, y: np.ndarray, rate: float, metrics
     seconds = sum(data_product_seconds_of(kind, x, y) for kind in sorted(kinds))
     cca = [m for m in ("cca_mean", "pwcca") if m in metrics]
     shape_metrics = [m for m in ("nbs", "procrustes") if m in metrics]
-    flops = small_product_flops("pwcca", n, p1, p2) if cca or "svcca" in metrics else 0
+    flops = small_product_flops("pwcca", n, p1, p2) if cca else 0
     flops += small_product_flops("nbs", n, p1, p2) if shape_metrics else 0
     seconds += flops / (rate * 1e9)
     k1, k2 = min(n, p1), min(n, p2)
@@ -251,6 +253,7 @@ def all_metrics(x, y, float32_products: bool = False, device: str = "cpu", metri
         keep_directions=True,
         float32_products=float32_products,
         device=device,
+        covariances=any(REGISTRY[m].covariances for m in metrics),
     )
     return {m: evaluate(pair, m).value for m in metrics}
 

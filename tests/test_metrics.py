@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import prunesim.metrics as metrics_module
 from prunesim.metrics import (
     METRICS,
     REGISTRY,
@@ -961,7 +962,9 @@ def test_tiled_rbf_cka_gives_the_kernels_reasons_for_nan(rng):
 
 
 @pytest.mark.parametrize("metric", ["nbs", "procrustes"])
-def test_metrics_of_the_cross_product_alone_skip_the_covariances_and_agree(metric, rng):
+def test_metrics_of_the_cross_product_alone_skip_the_covariances_and_agree(
+    metric, rng, monkeypatch
+):
     # a single call of NBS or Procrustes forms only XᵀY (and the traces), not XᵀX and YᵀY
     x, y = rng.standard_normal((200, 30)), rng.standard_normal((200, 20)) + 2.0
     light = pair_factors(x, y, covariances=False)
@@ -970,7 +973,53 @@ def test_metrics_of_the_cross_product_alone_skip_the_covariances_and_agree(metri
         _ = light.a.cov
     full = evaluate(pair_factors(x, y), metric).value
     assert evaluate(light, metric).value == pytest.approx(full, abs=1e-14)
+    asked = []
+    real = metrics_module.pair_factors
+    monkeypatch.setattr(
+        metrics_module,
+        "pair_factors",
+        lambda *args, **kwargs: asked.append(kwargs["covariances"]) or real(*args, **kwargs),
+    )
     assert similarity(x, y, metric) == pytest.approx(full, abs=1e-14)
+    assert similarity(x, y, "cka_linear") == pytest.approx(
+        evaluate(pair_factors(x, y), "cka_linear").value, abs=1e-14
+    )
+    assert asked == [False, True]
+
+
+@pytest.mark.parametrize(("pa", "pb"), [(12, 7), (60, 7), (7, 60), (60, 70)])
+@pytest.mark.parametrize("metric", [m for m in METRICS if not REGISTRY[m].covariances])
+def test_every_metric_is_defined_from_factors_without_covariances_where_it_says_so(
+    metric, pa, pb, rng
+):
+    # a metric that declares it needs no covariance must never ask for one (n = 40 here:
+    # p < n, p > n and mixed)
+    x, y = rng.standard_normal((40, pa)), rng.standard_normal((40, pb))
+    value = evaluate(pair_factors(x, y, covariances=False), metric).value
+    assert value == pytest.approx(evaluate(pair_factors(x, y), metric).value, abs=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("values", "scaled_by"),
+    [
+        (np.array([[-128, 127], [3, -5]], dtype=np.int8), None),  # |−128| must not wrap
+        (np.array([[0, 255], [3, 200]], dtype=np.uint8), None),
+        (np.array([[True, False], [False, True]]), None),
+        (np.array([[-1e250, 1e249], [3.0, -2.0]]), -1e250),  # the peak is the minimum
+        (np.array([[1e-250, -3e-251], [0.0, 2e-251]]), 1e-250),
+        (np.array([[np.nan, 1e300], [1.0, 2.0]]), None),  # reported by pass 1, not scaled
+    ],
+)
+def test_data_beyond_the_safe_range_is_scaled_by_a_power_of_two_from_its_peak(values, scaled_by):
+    scaled = metrics_module._power_of_two_scaled(values)
+    if scaled_by is None:
+        assert scaled is values
+        return
+    factor = scaled[values != 0] / values[values != 0]
+    assert np.all(factor == factor.flat[0])  # one exact power of two for every element
+    assert np.all(scaled[values == 0] == 0)
+    assert math.frexp(float(factor.flat[0]))[0] == 0.5
+    assert 0.5 <= abs(scaled_by * factor.flat[0]) < 1.0
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.bool_])

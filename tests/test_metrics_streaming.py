@@ -82,14 +82,22 @@ def test_a_pair_of_arrays_gives_the_exact_centred_statistics(rng):
 
 
 @pytest.mark.parametrize(
-    "rows_a, rows_b, chunk_rows", [(10, 12, None), (12, 10, None), (10, 12, 5)]
+    ("rows_a", "rows_b", "chunk_rows", "width", "keep", "message"),
+    [
+        (10, 12, None, 3, False, "more samples"),  # even blocks: 12 rows read as 10 + 2
+        (12, 8, 4, 3, False, "fewer samples"),  # the second side runs out of blocks
+        (12, 10, None, 3, False, "blocks of 12 and 10 samples"),
+        (10, 9, None, 30, False, "blocks of 10 and 9 samples"),  # p > n: no XᵀY streamed
+        (10, 9, None, 3, True, "blocks of 10 and 9 samples"),  # samples kept: no XᵀY streamed
+    ],
 )
-def test_blocks_of_different_lengths_on_the_two_sides_are_refused(rng, rows_a, rows_b, chunk_rows):
-    # the second side's rows beyond the first's must not be dropped silently, whatever the
-    # blocks (with even blocks, 10 rows read 12 as 10 + 2)
+def test_sides_with_different_sample_counts_are_refused(
+    rng, rows_a, rows_b, chunk_rows, width, keep, message
+):
+    # whatever the blocks and whether XᵀY is streamed, no sample is dropped or left unpaired
     side_a, side_b = (
-        array_side(rng.standard_normal((rows_a, 3)), chunk_rows=chunk_rows),
-        array_side(rng.standard_normal((rows_b, 3)), chunk_rows=chunk_rows),
+        array_side(rng.standard_normal((rows_a, width)), chunk_rows=chunk_rows),
+        array_side(rng.standard_normal((rows_b, width)), chunk_rows=chunk_rows),
     )
-    with pytest.raises(ValueError, match="rows"):
-        stream(side_a, side_b, [("x", "x")], Policy())
+    with pytest.raises(ValueError, match=message):
+        stream(side_a, side_b, [("x", "x")], Policy(keep_samples=keep))

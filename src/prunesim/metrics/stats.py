@@ -6,7 +6,8 @@ vary: constant ones, and inactive ones (zero on every sample: ReLUs that never f
 (:class:`LayerAccumulator`, :func:`accumulate_cross`) sees exactly centred chunks of the live
 neurons and sums what the metrics need:
 
-* ``cov = XᵀX`` (p × p) for layers with p <= n: memory does not grow with n;
+* ``cov = XᵀX`` (p × p) for layers with p <= n: memory does not grow with n (not when no
+  metric asks for it: ``Policy.covariances``);
 * the centred data itself for layers with p > n (or when a kernel metric needs the n × n Gram
   matrix): memory n × p, which is small exactly when p > n;
 * each sample's squared norm ``‖x_i‖²`` (n floats), for debiased CKA;

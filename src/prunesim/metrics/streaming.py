@@ -19,7 +19,9 @@ The memory policy, stated once:
   data when needed); the ``XᵀY`` held at once stay within ``cross_memory_mb``: pairs that do
   not fit wait for another pass over the samples (:func:`cross_groups`);
 * each representation reuses one block-sized buffer for its centred blocks, so the passes
-  allocate nothing per block.
+  allocate nothing per block;
+* a single call of a metric that needs only ``XᵀY`` and the traces (NBS, Procrustes:
+  ``Metric.covariances``) accumulates no covariance either (``Policy.covariances``).
 """
 
 from __future__ import annotations
@@ -154,7 +156,9 @@ def stream(side_a: Side, side_b: Side | None, pairs: Iterable[Pair], policy: Pol
         blocks_b = None if same else iter(side_b.blocks(side_a.step))
         for block_a in side_a.blocks(side_a.step):
             centred_a = side_a.centred(block_a, keys_a)
-            centred_b = centred_a if same else side_b.centred(_next_block(blocks_b), keys_b)
+            centred_b = (
+                centred_a if same else side_b.centred(_matching_block(blocks_b, block_a), keys_b)
+            )
             if first:
                 for key, centred in centred_a.items():
                     side_a.accumulators[key].add(centred)
@@ -173,7 +177,7 @@ def stream(side_a: Side, side_b: Side | None, pairs: Iterable[Pair], policy: Pol
                 else:
                     crosses[ka, kb] = chunk_cross
         if blocks_b is not None and next(blocks_b, None) is not None:
-            raise ValueError("the second side has more rows than the first")
+            raise ValueError("the second side has more samples than the first")
     results = []
     for side in (side_a,) if same else (side_a, side_b):
         results.append({key: acc.result() for key, acc in side.accumulators.items()})
@@ -181,10 +185,19 @@ def stream(side_a: Side, side_b: Side | None, pairs: Iterable[Pair], policy: Pol
     return Streamed(results[0], results[-1], crosses)
 
 
-def _next_block(blocks: Iterator[Block]) -> Block:
+def _samples(block: Block) -> int:
+    return len(next(iter(block.values()))) if block else 0
+
+
+def _matching_block(blocks: Iterator[Block], block_a: Block) -> Block:
+    """The second side's next block, which must hold as many samples as the first side's."""
     block = next(blocks, None)
     if block is None:
-        raise ValueError("the second side has fewer rows than the first")
+        raise ValueError("the second side has fewer samples than the first")
+    if _samples(block) != _samples(block_a):
+        raise ValueError(
+            f"blocks of {_samples(block_a)} and {_samples(block)} samples on the two sides"
+        )
     return block
 
 
