@@ -961,6 +961,25 @@ def test_tiled_rbf_cka_gives_the_kernels_reasons_for_nan(rng):
     assert math.isnan(value) and "does not vary" in value.reason
 
 
+def test_tiled_rbf_cka_streams_no_product_to_learn_that_the_pair_is_defined(rng, monkeypatch):
+    # above the cap the tiles compute RBF CKA from the arrays: the streaming passes only
+    # check the pair (non-finite, constant), so they form neither XᵀY nor the covariances
+    from prunesim.metrics import streaming
+
+    x, y = _related(rng, 60, 5, 4)
+    formed = []
+    real = stats.product
+    for module in (stats, streaming):  # the covariances, and the streamed XᵀY
+        monkeypatch.setattr(
+            module, "product", lambda a, b, *rest: formed.append(a.shape) or real(a, b, *rest)
+        )
+    above = similarity(x, y, "cka_rbf", pairwise_max_samples=20)
+    assert formed == []
+    similarity(x, y, "cka_linear")  # the spies see the products where they are formed
+    assert len(formed) == 3
+    assert above == pytest.approx(float(similarity(x, y, "cka_rbf")), abs=1e-12)
+
+
 @pytest.mark.parametrize("metric", ["nbs", "procrustes"])
 def test_metrics_of_the_cross_product_alone_skip_the_covariances_and_agree(
     metric, rng, monkeypatch

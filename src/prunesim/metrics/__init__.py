@@ -462,12 +462,14 @@ def pair_factors(
     float32_products: bool = False,
     device: str = "cpu",
     covariances: bool = True,
+    cross: bool = True,
 ) -> PairFactors:
     """Factors of two in-memory representations, streamed block by block by the driver that
     streams two stores (:mod:`prunesim.metrics.streaming`, which states the memory policy):
     ``keep_data`` keeps the samples for kernel metrics; ``covariances=False`` leaves out each
-    layer's XᵀX where p <= n (for metrics that need only XᵀY: :attr:`Metric.covariances`).
-    ``float32_products``: see
+    layer's XᵀX where p <= n (for metrics that need only XᵀY: :attr:`Metric.covariances`),
+    ``cross=False`` XᵀY (for what needs only each layer's statistics). ``float32_products``:
+    see
     :func:`prunesim.metrics.stats.product`; ``device``: where the linear algebra runs, see
     :mod:`prunesim.metrics.backend`."""
     X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
@@ -479,7 +481,7 @@ def pair_factors(
         backend=get_backend(device),
         covariances=covariances,
     )
-    streamed = stream(array_side(X), array_side(Y), [("x", "x")], policy)
+    streamed = stream(array_side(X), array_side(Y), [("x", "x")] if cross else [], policy)
     return PairFactors(
         LayerFactors(streamed.stats_a["x"], rank_tol),
         LayerFactors(streamed.stats_b["x"], rank_tol),
@@ -528,6 +530,10 @@ def similarity(
     spec, opts = get_metric(metric), MetricOptions(**options)
     X, Y = apply_view(X, view), apply_view(Y, view)
     keep = wants_samples(spec.needs_pairwise, len(X), opts.pairwise_max_samples)
+    # above pairwise_max_samples the arrays are here anyway: tiles of sample pairs give RBF
+    # CKA exactly without the n × n kernels (prunesim.metrics.rbf_blocks); the streaming
+    # passes then only say whether the pair is defined, without forming any product
+    tiled = metric == "cka_rbf" and not keep
     pair = pair_factors(
         X,
         Y,
@@ -535,11 +541,10 @@ def similarity(
         keep,
         float32_products=float32_products,
         device=device,
-        covariances=spec.covariances,
+        covariances=spec.covariances and not tiled,
+        cross=not tiled,
     )
-    if metric == "cka_rbf" and not keep and _undefined(pair) is None:
-        # above pairwise_max_samples the arrays are here anyway: tiles of sample pairs give
-        # the exact value without the n × n kernels (prunesim.metrics.rbf_blocks)
+    if tiled and _undefined(pair) is None:
         centred = [_power_of_two_scaled(as_matrix(a)).astype(np.float64) for a in (X, Y)]
         value, reason = rbf_blocks.rbf_cka(*(a - a.mean(axis=0) for a in centred), opts.rbf_sigma)
         return Similarity(value, reason)
