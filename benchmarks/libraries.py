@@ -222,12 +222,13 @@ def best_of(call: Callable[[], float], repeat: int) -> tuple[float, float]:
     return best, value
 
 
-def run(shape, threads: int, libs: dict, metrics: set[str] | None, repeat: int) -> list[str]:
+def run(shape, threads: int, libs: dict, metrics: set[str] | None, repeat: int) -> None:
+    """Print one table row per library row at this shape and thread count."""
     import torch  # noqa: PLC0415
 
     x, y = test_data(*shape)
     torch.set_num_threads(threads)
-    lines, ours = [], {}
+    ours = {}
     with threadpool_limits(limits=threads):
         for row in rows_for(x, y, libs):
             if metrics is not None and row.metric not in metrics:
@@ -240,17 +241,15 @@ def run(shape, threads: int, libs: dict, metrics: set[str] | None, repeat: int) 
             head = f"| {shape} | {threads} | {label} | {seconds:.3f} | {row.library} |"
             if row.peak_bytes > MEMORY_SHARE * free_bytes():
                 need = row.peak_bytes / 2**30
-                lines.append(f"{head} skipped: needs about {need:.0f} GiB | | | |")
-                print(lines[-1], flush=True)
+                print(f"{head} skipped: needs about {need:.0f} GiB | | | |", flush=True)
                 continue
             theirs, their_value = best_of(row.call, 2)
             note = row.differs or "same quantity"
-            lines.append(
+            print(
                 f"{head} {theirs:.3f} | {theirs / seconds:.2f} | {abs(their_value - value):.1e} "
-                f"| {note} |"
+                f"| {note} |",
+                flush=True,
             )
-            print(lines[-1], flush=True)
-    return lines
 
 
 def main() -> None:

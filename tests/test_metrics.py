@@ -1021,7 +1021,7 @@ def test_every_metric_is_defined_from_factors_without_covariances_where_it_says_
 @pytest.mark.parametrize(
     ("values", "scaled_by"),
     [
-        (np.array([[-128, 127], [3, -5]], dtype=np.int8), None),  # |−128| must not wrap
+        (np.array([[-128, 127], [3, -5]], dtype=np.int8), None),  # in range: as it is
         (np.array([[0, 255], [3, 200]], dtype=np.uint8), None),
         (np.array([[True, False], [False, True]]), None),
         (np.array([[-1e250, 1e249], [3.0, -2.0]]), -1e250),  # the peak is the minimum
@@ -1043,8 +1043,8 @@ def test_data_beyond_the_safe_range_is_scaled_by_a_power_of_two_from_its_peak(va
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.bool_])
 def test_integer_and_boolean_activations_equal_their_float64_copies(dtype, rng):
-    # the scale check reads the largest and smallest element of the array as it is: an
-    # unsigned minimum must not wrap around when negated
+    # integer and boolean data go through the scale check and the streaming passes as they
+    # are (no float copy first) and must give what their float64 copies give
     x = rng.integers(0, 2 if dtype is np.bool_ else 200, size=(120, 12)).astype(dtype)
     y = rng.standard_normal((120, 9))
     for metric in ("cka_linear", "nbs", "cca_mean"):
