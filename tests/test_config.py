@@ -42,7 +42,9 @@ def _config_error(config: dict, schema: dict) -> str:
 # --- valid configs and defaults ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "structured.yaml"])
+@pytest.mark.parametrize(
+    "name", ["config.yaml", "mnist5k_full.yaml", "smoke.yaml", "structured.yaml"]
+)
 def test_shipped_configs_validate(name, schema):
     config = yaml.safe_load((CONFIG / name).read_text())
     validated = validate(config, schema)
@@ -62,7 +64,7 @@ def _assert_contains(full, given, path="") -> None:
         assert full == given, f"{path} changed from {given!r} to {full!r}"
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "mnist5k_full.yaml", "smoke.yaml"])
 def test_validation_keeps_every_given_value_and_only_adds_defaults(name, schema):
     raw = yaml.safe_load((CONFIG / name).read_text())
     config = validate(copy.deepcopy(raw), schema)
@@ -653,3 +655,21 @@ def test_figure_targets_and_summary_follow_the_validated_experiment(schema):
     )
     exp = validate(only_two, schema)["experiments"]["exp1"]
     assert figure_views(exp) == ["gap"] and figure_parts(exp) == ["main"]
+
+
+def test_full_config_is_the_default_experiment_at_full_size():
+    """config/mnist5k_full.yaml is the embedded default at its former size: the two differ
+    only in what sizes the run (probe images, epochs, rounds and rate, figure views), so a
+    change to one experiment's science reaches the other."""
+    (default,) = yaml.safe_load((CONFIG / "config.yaml").read_text())["experiments"].values()
+    (full,) = yaml.safe_load((CONFIG / "mnist5k_full.yaml").read_text())["experiments"].values()
+    sizing = {
+        ("dataset", "probe_size"): (500, 1000),
+        ("train", "epochs"): (4, 8),
+        ("pruning", "rounds"): (2, 5),
+        ("pruning", "rate"): (0.6, 0.4),
+    }
+    for (block, key), (small, large) in sizing.items():
+        assert (default[block].pop(key), full[block].pop(key)) == (small, large)
+    assert default.pop("figures") == {"views": ["flatten"]} and "figures" not in full
+    assert default == full
