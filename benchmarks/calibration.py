@@ -3,7 +3,7 @@
 Runs ``compare_stores`` on the same two stores four times in this process (no calibration; the
 permutations alone; the bootstrap alone; both, as the config asks) and prints each time and its
 ratio to the uncalibrated run. By default the stores are the default run's dense network and
-its fifth IMP round (seed 0), which must exist (run ``snakemake --cores all`` first).
+its last IMP round (seed 0), which must exist (run ``snakemake --cores all`` first).
 
     python benchmarks/calibration.py
     python benchmarks/calibration.py STORE_A STORE_B --permutations 20 --bootstrap 10
@@ -15,14 +15,24 @@ import argparse
 import time
 from pathlib import Path
 
-DEFAULT = Path("results/mnist5k_lenet5/seed0")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_stores() -> list[Path]:
+    """Seed 0's dense network and last IMP round of the embedded default's experiment."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    ((name, experiment),) = config["experiments"].items()
+    seed0 = Path("results") / name / "seed0"
+    return [seed0 / "dense", seed0 / "imp" / f"round{experiment['pruning']['rounds']}"]
 
 
 def main() -> None:
     from prunesim.comparison import CompareSettings, compare_stores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stores", nargs="*", default=[DEFAULT / "dense", DEFAULT / "imp/round5"])
+    parser.add_argument("stores", nargs="*", default=default_stores())
     parser.add_argument("--permutations", type=int, default=CompareSettings.permutations)
     parser.add_argument("--bootstrap", type=int, default=CompareSettings.bootstrap)
     args = parser.parse_args()

@@ -664,7 +664,7 @@ def test_full_config_is_the_default_experiment_at_full_size():
     (default,) = yaml.safe_load((CONFIG / "config.yaml").read_text())["experiments"].values()
     (full,) = yaml.safe_load((CONFIG / "mnist5k_full.yaml").read_text())["experiments"].values()
     sizing = {
-        ("dataset", "probe_size"): (500, 1000),
+        ("dataset", "probe_size"): (450, 1000),
         ("train", "epochs"): (4, 8),
         ("pruning", "rounds"): (2, 5),
         ("pruning", "rate"): (0.6, 0.4),
