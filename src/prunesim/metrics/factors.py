@@ -20,7 +20,7 @@ correlation matrix, and singular values come from the eigenvalues of the smaller
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -66,6 +66,9 @@ class Basis:
     _right: np.ndarray | None = None  # V (p × r), from the covariance route
     _data: np.ndarray | None = None  # Z (Gram route), to form V only if a metric needs it
     backend: object = NUMPY
+    # The basis this one is a reordering of (Gram route): V and the whitening of a neuron-space
+    # matrix are sums over samples, the same in any order, so they are the original's.
+    _origin: Basis | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_cov(cls, cov: np.ndarray, rank_tol: float, scale=None, backend=NUMPY) -> Basis:
@@ -109,6 +112,8 @@ class Basis:
         route, formed on first use: a degenerate CCA never needs it)."""
         if self._right is not None:
             return self._right
+        if self._origin is not None:
+            return self._origin.right_vectors
         return self.backend.matmul(self._data.T, self.left_vectors / self.singular_values)
 
     @property
@@ -126,6 +131,8 @@ class Basis:
         """``Mᵀ A`` (k × m) for a p × m matrix A. On the Gram route, where V is not formed, as
         ``diag(s_k)⁻² U_kᵀ Z D⁻¹ A`` (M = D⁻¹ Zᵀ U_k diag(s_k)⁻²): for m < p that is cheaper
         than forming the p × r matrix V."""
+        if self._origin is not None:
+            return self._origin.whiten(matrix, k)
         k = self.rank if k is None else k
         if self._right is None and "right_vectors" not in self.__dict__:
             scaled = matrix / self.scale[:, None] if self.scale is not None else matrix
@@ -141,15 +148,16 @@ class Basis:
         return loadings * self.scale if self.scale is not None else loadings
 
     def reordered(self, rows: np.ndarray) -> Basis:
-        """The basis of the same data with its samples in the order ``rows``: only the
-        sample-space parts (U, the kept data) move."""
+        """The basis of the same data with its samples in the order ``rows``: only U, the
+        sample-space part, moves; what is formed from the kept data is this basis's (the data
+        is not copied)."""
         moved = Basis(
             self.singular_values,
             None if self.left_vectors is None else self.left_vectors[rows],
             self.scale,
             _right=self._right,
-            _data=None if self._data is None else self._data[rows],
             backend=self.backend,
+            _origin=None if self._right is not None else (self._origin or self),
         )
         if "right_vectors" in self.__dict__:
             moved.__dict__["right_vectors"] = self.__dict__["right_vectors"]
@@ -435,14 +443,26 @@ class LayerFactors:
     def sq_distances(self) -> np.ndarray:
         """Squared Euclidean distances between samples (n × n), ``G_ii + G_jj − 2 G_ij`` from
         the Gram matrix (clipped at 0 against rounding, exact 0 on the diagonal). Needs the
-        kept data."""
+        kept data.
+
+        Where rows repeat (a bootstrap draw), the distances are those of the distinct rows,
+        made symmetric and spread to every copy: the distances from copies of one sample are
+        then equal bit for bit, ties that RSA's ranks average and k-NN orders by index, as
+        they are in exact arithmetic (from the Gram matrix itself, rounding would break them
+        by the copies' positions)."""
         if (carried := self._carried("sq_distances")) is not None:
             return carried
         gram = self.gram
+        if self.repeats is not None:
+            first, inverse = self.repeats.first, self.repeats.inverse
+            gram = gram[np.ix_(first, first)]
+            gram = (gram + gram.T) / 2
         diag = np.diag(gram).copy()
         distances = diag[:, None] + diag[None, :] - 2.0 * gram
         np.maximum(distances, 0.0, out=distances)
         np.fill_diagonal(distances, 0.0)
+        if self.repeats is not None:
+            distances = distances[np.ix_(inverse, inverse)]
         return distances
 
     def neighbours(self, k: int) -> np.ndarray:
