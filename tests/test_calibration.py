@@ -43,12 +43,22 @@ def _related(rng, n: int, p: int, q: int, noise: float = 1.0):
 
 
 # Shapes that take every route of the factors: covariance (p < n), Gram (p > n) on one or
-# both sides, and a low-rank wide layer (CCA defined although p > n).
-SHAPES = {"narrow": (60, 6, 5), "wide_one_side": (40, 8, 70), "wide": (30, 50, 45)}
+# both sides, and a low-rank wide second layer (CCA defined although p > n, so its
+# standardised Gram-route basis is built, and moved by the permutations).
+SHAPES = {
+    "narrow": (60, 6, 5),
+    "wide_one_side": (40, 8, 70),
+    "wide": (30, 50, 45),
+    "wide_low_rank": (40, 12, 60),
+}
+LOW_RANK = {"wide_low_rank": 8}  # the second layer's rank
 
 
 def _case(rng, shape: str):
     n, p, q = SHAPES[shape]
+    if shape in LOW_RANK:
+        x, y = _related(rng, n, p, LOW_RANK[shape])
+        return x, y @ rng.standard_normal((LOW_RANK[shape], q))
     x, y = _related(rng, n, min(p, q), q)
     if p != min(p, q):
         x = np.column_stack([x, rng.standard_normal((n, p - min(p, q)))])

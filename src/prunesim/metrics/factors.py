@@ -112,9 +112,11 @@ class Basis:
         route, formed on first use: a degenerate CCA never needs it)."""
         if self._right is not None:
             return self._right
-        if self._origin is not None:
-            return self._origin.right_vectors
-        return self.backend.matmul(self._data.T, self.left_vectors / self.singular_values)
+        origin = self._origin or self
+        if "right_vectors" in origin.__dict__:
+            return origin.__dict__["right_vectors"]
+        # formed here, not cached on the origin: its whitening's route stays as it was
+        return self.backend.matmul(origin._data.T, origin.left_vectors / self.singular_values)
 
     @property
     def rank(self) -> int:
