@@ -18,14 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def default_stores() -> list[Path]:
+def default_stores() -> list[str]:
     """Seed 0's dense network and last IMP round of the embedded default's experiment."""
-    import yaml
+    from prunesim.config import load_config_file
+    from prunesim.layout import model_dir
 
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = load_config_file(ROOT / "config" / "config.yaml")
     ((name, experiment),) = config["experiments"].items()
-    seed0 = Path("results") / name / "seed0"
-    return [seed0 / "dense", seed0 / "imp" / f"round{experiment['pruning']['rounds']}"]
+    return [model_dir(name, 0), model_dir(name, 0, "imp", experiment["pruning"]["rounds"])]
 
 
 def main() -> None:
