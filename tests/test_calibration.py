@@ -30,6 +30,7 @@ from prunesim.metrics.calibration import (
     bootstrap_draws,
     image_rows,
     permutation_draws,
+    resampled,
     summarize,
 )
 from prunesim.metrics.reference import REFERENCES
@@ -125,6 +126,25 @@ def test_a_bootstrap_draw_equals_the_metric_of_freshly_resampled_data(shape, rng
             else:
                 expected = similarity(x[rows], y[rows], metric)
             assert draws[0, m, k] == pytest.approx(expected, abs=1e-9, nan_ok=True), metric
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_drawn_layers_distances_from_copies_of_one_sample_are_equal_bit_for_bit(shape, rng):
+    """The tie invariant itself, independent of whether a metric happens to notice a broken
+    tie: in a resample, every distance from one copy of a sample equals the distance from
+    any other copy, and the matrix is symmetric, exactly."""
+    x, _ = _case(rng, shape)
+    layer = pair_factors(x, x, keep_data=True).a
+    rows = Calibration(bootstrap=1, seed=3).resamples(len(x))[0]
+    distances = resampled(layer, rows, Policy(pairwise=True, keep_samples=True)).sq_distances
+    np.testing.assert_array_equal(distances, distances.T)
+    first = {}
+    for position, sample in enumerate(rows):
+        first.setdefault(sample, position)
+        copy = first[sample]
+        np.testing.assert_array_equal(distances[position], distances[copy])
+        assert distances[position, copy] == 0.0
+    assert len(first) < len(rows)  # the draw does repeat samples
 
 
 def test_an_images_rows_move_together(rng):
