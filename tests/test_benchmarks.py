@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prunesim.metrics import METRICS
+from prunesim.metrics import METRICS, similarity
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "metrics.py"
 
@@ -148,3 +148,28 @@ def test_libraries_benchmark_runs_only_the_notebooks_definitions(tmp_path, monke
     loaded = libraries.load_kornblith(tmp_path)
     assert loaded["double"](4) == 8 and loaded["triple"](2) == 6
     assert loaded["np"].__name__ == "numpy"
+
+
+def test_cka_passes_prints_a_row_per_thread_count_and_times_kornblith_steps_for_the_same_value(
+    monkeypatch,
+):
+    script = SCRIPT.with_name("cka_passes.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "2000,60,80", "--repeat", "1", "--threads", "1", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [
+        line.split("|")[1:-1] for line in result.stdout.splitlines() if "| 2,000, 60, 80 |" in line
+    ]
+    assert [row[1].strip() for row in rows] == ["1", "2"]
+    for row in rows:
+        floor, ours, ratio = (float(cell.strip().rstrip("ms×").strip()) for cell in row[2:5])
+        assert floor > 0 and ours > 0 and ratio > 0
+    # the floor it times computes the same linear CKA as prunesim
+    monkeypatch.syspath_prepend(str(script.parent))
+    passes = importlib.import_module("cka_passes")
+    x, y = passes.test_data(300, 20, 40)
+    assert passes.kornblith_steps(x, y) == pytest.approx(similarity(x, y, "cka_linear"), abs=1e-12)
