@@ -24,6 +24,7 @@ from prunesim.metrics import (
     factors,
     layer_factors,
     pair_factors,
+    raw_products,
     reference,
     similarity,
     stats,
@@ -759,6 +760,99 @@ def test_chunks_centred_in_a_reused_buffer_accumulate_the_whole_centred_data(
         np.testing.assert_allclose(result.cov, expected.T @ expected, rtol=1e-12, atol=1e-13)
 
 
+# --- a single float64 call from the raw products (prunesim.metrics.raw_products) --------------
+
+RAW = [m for m in METRICS if REGISTRY[m].raw_products]
+NOT_PAIRWISE = [m for m in METRICS if not REGISTRY[m].needs_pairwise and m not in NEIGHBOURHOOD]
+
+
+def _spied_raw_pairs(monkeypatch) -> list:
+    """The results of every raw_pair call similarity() makes (None: refused)."""
+    results = []
+    real = raw_products.raw_pair
+
+    def spy(*args, **kwargs):
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(metrics_module, "raw_pair", spy)
+    return results
+
+
+def test_a_single_float64_call_takes_the_raw_products_with_the_streamed_statistics(
+    rng, monkeypatch
+):
+    x, y = _related(rng, 300, 12, 9)
+    x += 3.0 * x.std(axis=0)  # each neuron's mean 3 stds from 0
+    x[:, 4] = 0.0  # inactive
+    raw = raw_products.raw_pair(x, y, covariances=True, cross=True, row_norms=True)
+    assert raw is not None
+    streamed = pair_factors(x, y, keep_data=True)  # keep_data: the two passes, centring first
+    for got, want in zip(raw[:2], (streamed.a.stats, streamed.b.stats), strict=True):
+        assert (got.constant, got.inactive) == (want.constant, want.inactive)
+        np.testing.assert_allclose(got.mean, want.mean, rtol=1e-14)
+        cov = want.data.T @ want.data
+        np.testing.assert_allclose(got.cov, cov, rtol=0, atol=1e-13 * np.abs(cov).max())
+        np.testing.assert_allclose(got.row_sq, want.row_sq, rtol=1e-13)
+        assert got.trace == pytest.approx(want.row_sq.sum(), rel=1e-13)
+    cross = streamed.a.stats.data.T @ streamed.b.stats.data
+    np.testing.assert_allclose(raw[2], cross, rtol=0, atol=1e-13 * np.abs(cross).max())
+    taken = _spied_raw_pairs(monkeypatch)
+    for metric in METRICS:
+        expected = evaluate(streamed, metric).value
+        assert similarity(x, y, metric) == pytest.approx(expected, abs=1e-12), metric
+    assert len(taken) == len(RAW) and all(r is not None for r in taken)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda x: x.__setitem__((slice(None), 2), 7.0),  # a constant neuron
+        lambda x: x.__setitem__((slice(None), 1), x[:, 1] + 9.0 * x[:, 1].std()),
+        lambda x: x.__setitem__((5, 0), np.nan),
+        lambda x: x.__imul__(1e200),  # the scale check would rescale
+        lambda x: x.__imul__(1e-200),
+        lambda x: x.__setitem__((slice(None), 3), 1e-170),  # its squares underflow to 0
+    ],
+    ids=["constant", "mean_9_stds", "nan", "huge", "tiny", "underflowing"],
+)
+def test_the_raw_products_are_refused_where_only_centring_first_is_exact(spoil, rng):
+    x, y = _related(rng, 200, 6, 5)
+    spoil(x)
+    assert raw_products.raw_pair(x, y, True, True, True) is None
+    streamed = pair_factors(x, y, keep_data=True)
+    for metric in NOT_PAIRWISE:
+        expected = evaluate(streamed, metric).value
+        assert similarity(x, y, metric) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: (rng.standard_normal((50, 60)), rng.standard_normal((50, 4))),  # p > n
+        lambda rng: tuple(a.astype(np.float32) for a in _related(rng, 50, 4, 3)),
+    ],
+    ids=["more_neurons_than_samples", "float32"],
+)
+def test_the_raw_products_are_only_for_float64_arrays_of_at_most_n_neurons(make, rng):
+    assert raw_products.raw_pair(*make(rng), True, True, True) is None
+
+
+def test_at_the_mean_to_std_bound_the_raw_products_agree_with_the_reference_formulas(
+    rng, monkeypatch
+):
+    # |mean| = 7.9 stds on every neuron of both sides: the raw products' rounding is near its
+    # largest (65 times centring first's); the metrics that take them stay within 1e-13
+    x, y = _related(rng, 2000, 20, 15)
+    x += 7.9 * x.std(axis=0)
+    y -= 7.9 * y.std(axis=0)
+    taken = _spied_raw_pairs(monkeypatch)
+    for metric in NOT_PAIRWISE:
+        expected = reference.REFERENCES[metric](x, y)
+        assert similarity(x, y, metric) == pytest.approx(expected, abs=1e-13), metric
+    assert len(taken) == len(RAW) and all(r is not None for r in taken)
+
+
 # --- what is not an activation matrix, non-finite values, extreme scales ----------------------
 
 
@@ -966,7 +1060,7 @@ def test_tiled_rbf_cka_streams_no_product_to_learn_that_the_pair_is_defined(rng,
     # check the pair (non-finite, constant), so they form neither XᵀY nor the covariances
     from prunesim.metrics import streaming
 
-    x, y = _related(rng, 60, 5, 4)
+    x, y = (a.astype(np.float32) for a in _related(rng, 60, 5, 4))  # streamed, not raw_pair
     formed = []
     real = stats.product
     for module in (stats, streaming):  # the covariances, and the streamed XᵀY

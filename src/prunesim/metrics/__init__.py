@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from prunesim.metrics import rbf_blocks
-from prunesim.metrics.backend import get_backend
+from prunesim.metrics.backend import NUMPY, get_backend
 from prunesim.metrics.calibration import (
     Calibration,
     bootstrap_draws,
@@ -32,6 +32,7 @@ from prunesim.metrics.factors import (
     PairFactors,
     unbiased_hsic,
 )
+from prunesim.metrics.raw_products import raw_pair
 from prunesim.metrics.stats import as_matrix
 from prunesim.metrics.streaming import Policy, array_side, stream, wants_samples
 from prunesim.metrics.views import VIEWS, apply_view, rows_per_sample
@@ -87,6 +88,11 @@ class Metric:
     # needs each layer's p × p covariance XᵀX where p <= n (NBS and Procrustes use only XᵀY
     # and the traces: a single call then skips two of its three products)
     covariances: bool = True
+    # needs each sample's squared norm (debiased CKA); the others need at most their sum
+    row_norms: bool = False
+    # a well-conditioned function of XᵀX, YᵀY and XᵀY (norms, no whitening, no arccos near 0),
+    # so a single call may form them from the raw data (prunesim.metrics.raw_products)
+    raw_products: bool = False
 
 
 def _nan(reason: str) -> MetricResult:
@@ -328,6 +334,7 @@ REGISTRY: dict[str, Metric] = {
             needs_pairwise=False,
             definition="||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)",
             reference="Kornblith et al. 2019",
+            raw_products=True,
         ),
         Metric(
             "cka_rbf",
@@ -347,6 +354,8 @@ REGISTRY: dict[str, Metric] = {
             needs_pairwise=False,
             definition="linear CKA with the unbiased HSIC estimator; can be slightly negative",
             reference="Song et al. 2012; Kornblith et al. 2019; Nguyen et al. 2021",
+            row_norms=True,
+            raw_products=True,
         ),
         Metric(
             "nbs",
@@ -357,6 +366,7 @@ REGISTRY: dict[str, Metric] = {
             "sqrt(tr K tr L)",
             reference="Tang et al. 2020 (Normalized Bures Similarity)",
             covariances=False,
+            raw_products=True,
         ),
         Metric(
             "procrustes",
@@ -463,22 +473,41 @@ def pair_factors(
     device: str = "cpu",
     covariances: bool = True,
     cross: bool = True,
+    raw_products: bool = False,
+    row_norms: bool = True,
 ) -> PairFactors:
     """Factors of two in-memory representations, streamed block by block by the driver that
     streams two stores (:mod:`prunesim.metrics.streaming`, which states the memory policy):
     ``keep_data`` keeps the samples for kernel metrics; ``covariances=False`` leaves out each
     layer's XᵀX where p <= n (for metrics that need only XᵀY: :attr:`Metric.covariances`),
     ``cross=False`` XᵀY (for what needs only each layer's statistics). ``float32_products``:
-    see
-    :func:`prunesim.metrics.stats.product`; ``device``: where the linear algebra runs, see
-    :mod:`prunesim.metrics.backend`."""
-    X, Y = _power_of_two_scaled(as_matrix(X)), _power_of_two_scaled(as_matrix(Y))
+    see :func:`prunesim.metrics.stats.product`; ``device``: where the linear algebra runs, see
+    :mod:`prunesim.metrics.backend`.
+
+    ``raw_products`` (for metrics that are well-conditioned functions of the products,
+    :attr:`Metric.raw_products`): two float64 arrays on the CPU with at most n neurons each,
+    whose neurons' means are not large against their spread, are then not streamed; their
+    statistics come from the products of the raw data (:mod:`prunesim.metrics.raw_products`
+    says when, and how exact), with each sample's norm only if ``row_norms``."""
+    X, Y = as_matrix(X), as_matrix(Y)
     if len(X) != len(Y):
         raise ValueError(f"representations have different sample counts: {len(X)} and {len(Y)}")
+    backend = get_backend(device)
+    if raw_products and not keep_data and not float32_products and backend is NUMPY:
+        raw = raw_pair(X, Y, covariances, cross, row_norms)
+        if raw is not None:
+            stats_x, stats_y, centred_cross = raw
+            return PairFactors(
+                LayerFactors(stats_x, rank_tol),
+                LayerFactors(stats_y, rank_tol),
+                centred_cross,
+                keep_directions=keep_directions,
+            )
+    X, Y = _power_of_two_scaled(X), _power_of_two_scaled(Y)
     policy = Policy(
         pairwise=keep_data,
         float32_products=float32_products,
-        backend=get_backend(device),
+        backend=backend,
         covariances=covariances,
     )
     streamed = stream(array_side(X), array_side(Y), [("x", "x")] if cross else [], policy)
@@ -543,6 +572,8 @@ def similarity(
         device=device,
         covariances=spec.covariances and not tiled,
         cross=not tiled,
+        raw_products=spec.raw_products,
+        row_norms=spec.row_norms,
     )
     if tiled and _undefined(pair) is None:
         centred = [_power_of_two_scaled(as_matrix(a)).astype(np.float64) for a in (X, Y)]

@@ -348,11 +348,16 @@ class LayerFactors:
 
     @property
     def row_sq(self) -> np.ndarray:
+        """Each sample's squared norm (centred)."""
+        if self.stats.row_sq is None:
+            raise ValueError("this layer's row norms were not taken (row_norms=False)")
         return self.stats.row_sq
 
     @cached_property
     def trace(self) -> float:
         """``tr XᵀX = tr XXᵀ = Σ_i ‖x_i‖²``."""
+        if self.stats.row_sq is None:
+            return self.stats.trace
         return float(self.row_sq.sum())
 
     @cached_property

@@ -165,10 +165,13 @@ class LayerStats:
     # XᵀX of the centred live neurons; None when the data is kept or XᵀX was not asked for
     cov: np.ndarray | None
     data: np.ndarray | None  # the centred live data (n × p), kept when p > n or a Gram is needed
-    row_sq: np.ndarray  # ‖x_i‖² of each centred sample
+    row_sq: np.ndarray | None  # ‖x_i‖² of each centred sample (None: not taken, see trace)
     float32_products: bool = False  # products of the data in float32, summed in float64
     backend: object = NUMPY  # where the heavy linear algebra runs (prunesim.metrics.backend)
     nonfinite: int = 0  # neurons with a NaN or an infinity: every metric of the layer is NaN
+    # ‖X‖²_F of the centred live neurons where the row norms were not taken (a single call's
+    # raw products, prunesim.metrics.raw_products); None where row_sq holds them
+    trace: float | None = None
 
     @property
     def p(self) -> int:
