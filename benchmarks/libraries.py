@@ -31,7 +31,7 @@ and anatome's code each weight differently from the paper's projections on the c
 variates; the row says how). A library whose n × n matrices would not fit in this machine's
 memory is skipped, with the memory it would need.
 
-Timings are the best of ``--repeat`` calls (prunesim) and of 2 calls (libraries), or of one
+Timings are the best of ``--repeat`` calls, for prunesim and the libraries alike, or of one
 call when a call takes over 20 s. Not a test: compare the ratios, measured in one run on a
 quiet machine.
 
@@ -243,7 +243,7 @@ def run(shape, threads: int, libs: dict, metrics: set[str] | None, repeat: int) 
                 need = row.peak_bytes / 2**30
                 print(f"{head} skipped: needs about {need:.0f} GiB | | | |", flush=True)
                 continue
-            theirs, their_value = best_of(row.call, 2)
+            theirs, their_value = best_of(row.call, repeat)
             note = row.differs or "same quantity"
             print(
                 f"{head} {theirs:.3f} | {theirs / seconds:.2f} | {abs(their_value - value):.1e} "
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--libraries", type=Path, required=True, help="the fetched libraries")
     parser.add_argument("--threads", default="1,2", help="BLAS/torch threads, comma-separated")
     parser.add_argument("--metrics", help="comma-separated prunesim metrics (default: all rows)")
-    parser.add_argument("--repeat", type=int, default=3, help="prunesim's calls per timing")
+    parser.add_argument("--repeat", type=int, default=3, help="calls per timing")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
