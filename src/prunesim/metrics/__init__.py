@@ -136,10 +136,12 @@ def cka_debiased(pair: PairFactors, opts: MetricOptions) -> MetricResult:
     if pair.n < 4:
         return _nan(f"debiased HSIC needs n >= 4 samples, got {pair.n}")
     hsic = unbiased_hsic(pair.cross_hsic, pair.row_sq_product, pair.a.trace, pair.b.trace, pair.n)
-    norm = pair.a.self_hsic_unbiased * pair.b.self_hsic_unbiased
-    if not norm > 0.0:
+    self_a, self_b = pair.a.self_hsic_unbiased, pair.b.self_hsic_unbiased
+    if not (self_a > 0.0 and self_b > 0.0):
         return _nan("unbiased self-HSIC is not positive (too few samples for the features)")
-    return MetricResult(hsic / math.sqrt(norm))
+    # the roots apart: their product would overflow (or underflow) for data beyond ~1e±38,
+    # inside the range that the scale check leaves as it is
+    return MetricResult(hsic / (math.sqrt(self_a) * math.sqrt(self_b)))
 
 
 def cka_rbf(pair: PairFactors, opts: MetricOptions) -> MetricResult:

@@ -6,32 +6,42 @@ first.
 The streaming passes (:mod:`prunesim.metrics.streaming`) centre every block twice: once to find
 the neurons that do not vary, once to accumulate the products of the centred data. For two
 float64 arrays already in memory, with at most n neurons each (the covariance route), the
-products of the raw data give the same statistics after one pass for the means:
+products of the raw data give the same statistics after a pass for the means:
 
     XcᵀYc = XᵀY − n μ_X μ_Yᵀ,    ‖xc_j‖² = ‖x_j‖² − n μ_j²   (the diagonal of XcᵀXc),
 
-so a single call reads each array for its means and then only in the products, and writes no
-centred copy. The subtraction cancels leading digits where a neuron's mean is large against its
-spread: the rounding of the raw products, about ε n (σ_j² + μ_j²) for a neuron of std σ_j and
-mean μ_j, is 1 + (μ_j/σ_j)² times that of centred products. This route is therefore taken only
-when every neuron either is zero on every sample (inactive: its column and mean are exactly 0)
-or has |μ_j| <= ``MEAN_TO_STD_MAX`` × σ_j, which bounds that factor by 1 + 8² = 65. Measured at
-the bound (every neuron's mean 7.9 stds from 0, on twelve data sets of 300–5,000 samples and
-9–100 neurons), linear and debiased CKA and NBS stayed within 7e-14 of the reference formulas
-(2e-14 at 3.9 stds; 1.7e-13 on one of them at 15.9), against ~1e-15 when centring first.
-Metrics that whiten (the CCA family) amplify that rounding by the layers' condition numbers
-(on one data set up to 4e-13 at 8 stds and 3e-12 at 16) and the Procrustes angle's arccos
-amplifies it near 0: they always centre first.
+so a single call reads each array for its means and sums of squares and then only in the
+products, and writes no centred copy. The subtraction cancels leading digits where a neuron's
+mean is large against its spread: the rounding of the raw products, about ε √n (σ_j² + μ_j²)
+for a neuron of std σ_j and mean μ_j over n samples, is 1 + (μ_j/σ_j)² times that of centred
+products, and the mean's own rounding enters at first order (centring first, only at second):
+it is summed in blocks of rows, so that its rounding grows with the blocks, not with n. This
+route is therefore taken only when every neuron either is zero on every sample (inactive: its
+column and mean are exactly 0) or has |μ_j| <= ``MEAN_TO_STD_MAX`` × σ_j = 8 σ_j (a factor of at
+most 65) and (1 + (μ_j/σ_j)²) √n <= ``CANCELLATION_SQRT_N_MAX`` (45,036: the model
+2 (1 + (μ/σ)²) √n ε below 1e-11, ten times inside the 1e-10 asked of the metrics; it binds from
+about 480,000 samples on). Measured against the two passes at the bound (|mean| 7.9–7.99
+stds on every neuron): at most 6.5e-14 over twelve draws of 2,000 × 20 and 15 neurons;
+9e-14, 3e-13 and 9e-13 over six draws of one neuron against two at n = 2,000, 5,000 and
+50,000, where nothing averages the rounding out; 1.6e-12 for debiased CKA over 200 draws at
+n = 4, whose unbiased estimator cancels too (centring first is 1e-13 from exact there). The
+two passes agree with exact arithmetic to ~1e-15. Metrics that whiten (the CCA family) amplify
+the rounding by the layers' condition numbers (on one data set up to 4e-13 at 8 stds and
+3e-12 at 16) and the Procrustes angle's arccos amplifies it near 0: they always centre first.
 
 A neuron with a constant non-zero value has σ_j = 0 and always fails the test, as does one
 whose computed variance is rounding (true σ_j ≈ 0 shows as |μ_j|/σ_j >= 1/√(ε n) ≫ 8), so every
 constant-neuron decision stays with the exact two-pass test. So do non-finite values, data
-that the scale check would rescale (largest magnitude outside [2⁻²⁰⁰, 2²⁰⁰], bounded here by
-the largest column norm), more neurons than samples, and any dtype but float64 (which needs a
-converted copy anyway): for those :func:`raw_pair` returns None and the caller streams.
+whose largest magnitude may lie outside [2⁻²⁰⁰, 2²⁰⁰] (where the scale check would rescale;
+bounded here by the column norms), more neurons than samples, and any dtype but float64 (which
+needs a converted copy anyway): for those :func:`raw_pair` returns None, before any product
+is formed, and the caller streams.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,69 +49,93 @@ from prunesim.metrics.stats import LayerStats
 
 # |mean| / std at most this for every varying neuron (see the module docstring)
 MEAN_TO_STD_MAX = 8.0
+# ... and (1 + (mean/std)²) √n at most this: the rounding model 2 (1 + (μ/σ)²) √n ε of the
+# products' relative error then stays below 1e-11 (ε = 2⁻⁵³), ten times inside the 1e-10 the
+# metrics are held to; it binds from about 480,000 samples on
+CANCELLATION_SQRT_N_MAX = 1e-11 / (2 * 2.0**-53)
 # the scale check's safe range for the largest magnitude (prunesim.metrics._SAFE_PEAK), squared
 _SAFE_PEAK_SQ = (2.0**-400, 2.0**400)
-# each sample's norm from blocks of this many centred rows (a buffer that stays in cache)
+# rows per block: of the column sums (their rounding then grows with the block and the number
+# of blocks, not with n) and of the centred rows for each sample's norm (a buffer in cache)
 _ROW_BLOCK = 256
+
+
+@dataclass
+class _Side:
+    """One side's checked moments: every neuron's mean, its centred sum of squares, the live
+    mask (all but the neurons that are zero on every sample)."""
+
+    data: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    live: np.ndarray
 
 
 def raw_pair(
     x: np.ndarray, y: np.ndarray, covariances: bool, cross: bool, row_norms: bool
 ) -> tuple[LayerStats, LayerStats, np.ndarray | None] | None:
     """(statistics of x, of y, XcᵀYc or None) from the raw products, or None when this route
-    does not apply (the module docstring says when). ``covariances``: each side's XcᵀXc;
-    ``cross``: XcᵀYc; ``row_norms``: each sample's centred squared norm (debiased CKA), else
-    only each side's ``trace``."""
+    does not apply (the module docstring says when; the check reads each side twice and forms
+    no product). ``covariances``: each side's XcᵀXc; ``cross``: XcᵀYc; ``row_norms``: each
+    sample's centred squared norm (debiased CKA), else only each side's ``trace``."""
     n = len(x)
     if len(y) != n or any(a.dtype != np.float64 or a.shape[1] > n for a in (x, y)):
         return None
-    sides = [_raw_side(a, covariances, row_norms) for a in (x, y)]
-    if sides[0] is None or sides[1] is None:
-        return None
-    (stats_x, mean_x, live_x), (stats_y, mean_y, live_y) = sides
+    sides = []
+    for a in (x, y):
+        side = _checked(a)
+        if side is None:
+            return None
+        sides.append(side)
+    stats = [_stats(side, covariances, row_norms) for side in sides]
     centred_cross = None
     if cross:
+        sx, sy = sides
         centred_cross = x.T @ y
-        centred_cross -= n * np.outer(mean_x, mean_y)
-        if not (live_x.all() and live_y.all()):
-            centred_cross = centred_cross[np.ix_(live_x, live_y)]
-    return stats_x, stats_y, centred_cross
+        centred_cross -= n * np.outer(sx.mean, sy.mean)
+        if not (sx.live.all() and sy.live.all()):
+            centred_cross = centred_cross[np.ix_(sx.live, sy.live)]
+    return stats[0], stats[1], centred_cross
 
 
-def _raw_side(a: np.ndarray, covariance: bool, row_norms: bool):
-    """(LayerStats, every neuron's mean, the live mask) of one side, or None when the route
-    does not apply to it."""
+def _checked(a: np.ndarray) -> _Side | None:
+    """One side's moments, or None when the route does not apply to it."""
     n = len(a)
-    mean = a.mean(axis=0)
+    mean = np.add.reduceat(a, np.arange(0, n, _ROW_BLOCK), axis=0).sum(axis=0) / n
     if not np.isfinite(mean).all():
         return None
-    with np.errstate(over="ignore", invalid="ignore"):  # data beyond the safe range: checked
-        gram = a.T @ a if covariance else None  # numpy forms AᵀA with one symmetric product
-        sq = np.diag(gram).copy() if covariance else np.einsum("ij,ij->j", a, a)
+    with np.errstate(over="ignore"):  # beyond the safe range: refused below
+        sq = np.einsum("ij,ij->j", a, a)
     # the largest magnitude m satisfies m² <= max ‖x_j‖² <= n m² (an overflow makes it inf)
     if not _SAFE_PEAK_SQ[0] * n <= float(sq.max()) <= _SAFE_PEAK_SQ[1]:
         return None
     m2 = sq - n * mean**2
     live = (sq != 0.0) | (mean != 0.0)  # the rest is zero on every sample: inactive
-    if not (
-        (m2[live] > 0.0).all() and (n * mean[live] ** 2 <= MEAN_TO_STD_MAX**2 * m2[live]).all()
-    ):
+    ratio_sq = min(MEAN_TO_STD_MAX**2, CANCELLATION_SQRT_N_MAX / math.sqrt(n) - 1.0)
+    if not ((m2[live] > 0.0).all() and (n * mean[live] ** 2 <= ratio_sq * m2[live]).all()):
         return None
+    return _Side(a, mean, m2, live)
+
+
+def _stats(side: _Side, covariance: bool, row_norms: bool) -> LayerStats:
+    """A checked side's statistics, with its centred XᵀX of the live neurons if asked for."""
+    a, mean, live = side.data, side.mean, side.live
     cov = None
-    if gram is not None:
-        gram -= n * np.outer(mean, mean)
-        cov = gram if live.all() else gram[np.ix_(live, live)]
-    stats = LayerStats(
-        n,
+    if covariance:
+        cov = a.T @ a  # numpy forms AᵀA with one symmetric product
+        cov -= len(a) * np.outer(mean, mean)
+        if not live.all():
+            cov = cov[np.ix_(live, live)]
+    return LayerStats(
+        len(a),
         mean[live],
         constant=0,
         inactive=int((~live).sum()),
         cov=cov,
         data=None,
         row_sq=_row_norms(a, mean) if row_norms else None,
-        trace=float(m2[live].sum()),
+        trace=float(side.m2[live].sum()),
     )
-    return stats, mean, live
 
 
 def _row_norms(a: np.ndarray, mean: np.ndarray) -> np.ndarray:
