@@ -101,10 +101,10 @@ def raw_pair(
 def _checked(a: np.ndarray) -> _Side | None:
     """One side's moments, or None when the route does not apply to it."""
     n = len(a)
-    mean = _column_sums(a) / n
-    if not np.isfinite(mean).all():
-        return None
-    with np.errstate(over="ignore"):  # beyond the safe range: refused below
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite or out of range: refused
+        mean = _column_sums(a) / n
+        if not np.isfinite(mean).all():
+            return None
         sq = np.einsum("ij,ij->j", a, a)
     # the largest magnitude m satisfies m² <= max ‖x_j‖² <= n m² (an overflow makes it inf)
     if not _SAFE_PEAK_SQ[0] * n <= float(sq.max()) <= _SAFE_PEAK_SQ[1]:
