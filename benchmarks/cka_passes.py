@@ -4,8 +4,9 @@ Kornblith's code is the floor of the quantity: each side's column means, one cen
 each, and the three products XᵀY, XᵀX and YᵀY (its steps are timed here as written in the
 notebook; benchmarks/libraries.py times the notebook's own function). A single
 ``similarity(X, Y, "cka_linear")`` call on float64 arrays takes the raw products instead, with
-the means subtracted afterwards, where that is as exact (prunesim.metrics.raw_products): one
-pass for the means and the products, no centred copy. Otherwise (float32 data, a neuron whose
+the means subtracted afterwards, where that is as exact (prunesim.metrics.raw_products): a
+pass each for the means and the columns' sums of squares (its checks), then the products, no
+centred copy. Otherwise (float32 data, a neuron whose
 mean is large against its spread, a constant neuron) it streams, and the two passes add, per
 side:
 

@@ -33,7 +33,7 @@ from prunesim.metrics.factors import (
     unbiased_hsic,
 )
 from prunesim.metrics.raw_products import raw_pair
-from prunesim.metrics.stats import as_matrix
+from prunesim.metrics.stats import SAFE_PEAK, as_matrix
 from prunesim.metrics.streaming import Policy, array_side, stream, wants_samples
 from prunesim.metrics.views import VIEWS, apply_view, rows_per_sample
 
@@ -447,12 +447,6 @@ def layer_factors(
     return LayerFactors(stats, rank_tol)
 
 
-# Every metric is invariant to scaling either representation, and the fourth powers in CKA's
-# norms overflow above ~1e76 and underflow below ~1e-77 in float64: data whose largest
-# magnitude lies outside this range is scaled by a power of two first (exact, no rounding).
-_SAFE_PEAK = (2.0**-200, 2.0**200)
-
-
 def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
     """``x`` itself, or ``x × 2^-e`` with its largest magnitude brought near 1 when it lies
     outside the range in which the metrics' float64 products neither overflow nor underflow."""
@@ -460,7 +454,7 @@ def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
     # (np.max keeps a NaN, which pass 1 then reports)
     extremes = np.array([x.max(), x.min()], dtype=np.float64) if x.dtype != np.bool_ else [1.0]
     peak = float(np.max(np.abs(extremes)))
-    if not math.isfinite(peak) or peak == 0.0 or _SAFE_PEAK[0] <= peak <= _SAFE_PEAK[1]:
+    if not math.isfinite(peak) or peak == 0.0 or SAFE_PEAK[0] <= peak <= SAFE_PEAK[1]:
         return x  # non-finite data is reported by pass 1, all-zero data is constant
     return np.ldexp(np.asarray(x, dtype=np.float64), -math.frexp(peak)[1])
 

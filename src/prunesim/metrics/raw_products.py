@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prunesim.metrics.stats import LayerStats
+from prunesim.metrics.stats import SAFE_PEAK, LayerStats, centre_into
 
 # |mean| / std at most this for every varying neuron (see the module docstring)
 MEAN_TO_STD_MAX = 8.0
@@ -53,8 +53,6 @@ MEAN_TO_STD_MAX = 8.0
 # products' relative error then stays below 1e-11 (ε = 2⁻⁵³), ten times inside the 1e-10 the
 # metrics are held to; it binds from about 480,000 samples on
 CANCELLATION_SQRT_N_MAX = 1e-11 / (2 * 2.0**-53)
-# the scale check's safe range for the largest magnitude (prunesim.metrics._SAFE_PEAK), squared
-_SAFE_PEAK_SQ = (2.0**-400, 2.0**400)
 # rows per block: of the column sums (their rounding then grows with the block and the number
 # of blocks, not with n) and of the centred rows for each sample's norm (a buffer in cache)
 _ROW_BLOCK = 256
@@ -107,7 +105,7 @@ def _checked(a: np.ndarray) -> _Side | None:
             return None
         sq = np.einsum("ij,ij->j", a, a)
     # the largest magnitude m satisfies m² <= max ‖x_j‖² <= n m² (an overflow makes it inf)
-    if not _SAFE_PEAK_SQ[0] * n <= float(sq.max()) <= _SAFE_PEAK_SQ[1]:
+    if not SAFE_PEAK[0] ** 2 * n <= float(sq.max()) <= SAFE_PEAK[1] ** 2:
         return None
     m2 = sq - n * mean**2
     live = (sq != 0.0) | (mean != 0.0)  # the rest is zero on every sample: inactive
@@ -150,11 +148,8 @@ def _column_sums(a: np.ndarray) -> np.ndarray:
 def _row_norms(a: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Each sample's squared norm after centring, as the two passes take it: centred rows in
     small blocks (an inactive neuron contributes exact zeros)."""
-    out = np.empty(len(a))
-    buffer = np.empty((min(_ROW_BLOCK, len(a)), a.shape[1]))
+    out, buffer = np.empty(len(a)), None
     for start in range(0, len(a), _ROW_BLOCK):
-        block = a[start : start + _ROW_BLOCK]
-        centred = buffer[: len(block)]
-        np.subtract(block, mean, out=centred)
-        out[start : start + len(block)] = np.einsum("ij,ij->i", centred, centred)
+        centred, buffer = centre_into(a[start : start + _ROW_BLOCK], mean, buffer)
+        out[start : start + len(centred)] = np.einsum("ij,ij->i", centred, centred)
     return out

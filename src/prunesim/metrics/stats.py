@@ -33,6 +33,12 @@ from prunesim.metrics.views import to_numpy
 # computed in different orders (batched GPU kernels).
 CONSTANT_RTOL = 1e-12
 
+# Every metric is invariant to scaling either representation, and the fourth powers in CKA's
+# norms overflow above ~1e76 and underflow below ~1e-77 in float64: data whose largest
+# magnitude lies outside this range is scaled by a power of two first (exact, no rounding;
+# prunesim.metrics._power_of_two_scaled), or not taken by the raw products (raw_products).
+SAFE_PEAK = (2.0**-200, 2.0**200)
+
 
 def constant_rtol(dtype) -> float:
     """The relative std below which a neuron stored as ``dtype`` is constant."""
