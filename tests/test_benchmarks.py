@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from prunesim.metrics import METRICS, similarity
@@ -173,3 +174,30 @@ def test_cka_passes_prints_a_row_per_thread_count_and_times_kornblith_steps_for_
     passes = importlib.import_module("cka_passes")
     x, y = passes.test_data(300, 20, 40)
     assert passes.kornblith_steps(x, y) == pytest.approx(similarity(x, y, "cka_linear"), abs=1e-12)
+
+
+def test_raw_products_accuracy_surveys_the_route_at_its_bound_and_where_it_is_refused(
+    monkeypatch,
+):
+    script = SCRIPT.with_name("raw_products_accuracy.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "4,2,1,6", "300,12,9,3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[3:-1]
+        for line in result.stdout.splitlines()
+        if line.startswith("| 4,") or line.startswith("| 300,")
+    }
+    assert [cells[0].strip() for cells in rows.values()] == ["refused", "taken"]
+    assert all(0.0 <= float(cell) < 1e-11 for cell in rows["300, 12, 9"][1:])
+    # every neuron sits at the route's bound, where its rounding is largest
+    monkeypatch.syspath_prepend(str(script.parent))
+    survey = importlib.import_module("raw_products_accuracy")
+    for kind in range(3):
+        for side in survey.at_the_bound(np.random.default_rng(kind), 500, 7, 5, kind):
+            ratio = np.abs(side.mean(axis=0)) / side.std(axis=0)
+            assert ((ratio >= 7.9 - 1e-9) & (ratio <= 7.99 + 1e-9)).all()

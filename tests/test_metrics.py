@@ -833,11 +833,22 @@ def test_the_raw_products_are_refused_where_only_centring_first_is_exact(spoil, 
     [
         lambda rng: (rng.standard_normal((50, 60)), rng.standard_normal((50, 4))),  # p > n
         lambda rng: tuple(a.astype(np.float32) for a in _related(rng, 50, 4, 3)),
+        lambda rng: _related(rng, raw_products.MIN_SAMPLES - 1, 4, 3),
     ],
-    ids=["more_neurons_than_samples", "float32"],
+    ids=["more_neurons_than_samples", "float32", "too_few_samples"],
 )
-def test_the_raw_products_are_only_for_float64_arrays_of_at_most_n_neurons(make, rng):
+def test_the_raw_products_are_only_for_float64_arrays_with_p_at_most_n_and_enough_samples(make, rng):
     assert raw_products.raw_pair(*make(rng), True, True, True) is None
+
+
+def test_the_raw_products_start_at_min_samples_where_debiased_cka_no_longer_amplifies(rng):
+    # at n = 4 the debiased estimator's coefficients took the raw products' rounding to 6e-11
+    # (benchmarks/raw_products_accuracy.py); from MIN_SAMPLES on it is that of the products
+    x, y = _related(rng, raw_products.MIN_SAMPLES, 4, 3)
+    x += 7.9 * x.std(axis=0)
+    assert raw_products.raw_pair(x, y, True, True, True) is not None
+    expected = evaluate(pair_factors(x, y), "cka_debiased").value
+    assert similarity(x, y, "cka_debiased") == pytest.approx(expected, abs=1e-12)
 
 
 def test_at_the_mean_to_std_bound_the_raw_products_agree_with_the_reference_formulas(

@@ -9,6 +9,7 @@ float64 arrays already in memory, with at most n neurons each (the covariance ro
 products of the raw data give the same statistics after a pass for the means:
 
     XcᵀYc = XᵀY − n μ_X μ_Yᵀ,    ‖xc_j‖² = ‖x_j‖² − n μ_j²   (the diagonal of XcᵀXc),
+    ‖x_i − μ‖² = ‖x_i‖² − 2 x_i·μ + ‖μ‖²   (each sample's centred norm, for debiased CKA),
 
 so a single call reads each array for its means and sums of squares and then only in the
 products, and writes no centred copy. The subtraction cancels leading digits where a neuron's
@@ -20,20 +21,23 @@ route is therefore taken only when every neuron either is zero on every sample (
 column and mean are exactly 0) or has |μ_j| <= ``MEAN_TO_STD_MAX`` × σ_j = 8 σ_j (a factor of at
 most 65) and (1 + (μ_j/σ_j)²) √n <= ``CANCELLATION_SQRT_N_MAX`` (45,036: the model
 2 (1 + (μ/σ)²) √n ε below 1e-11, ten times inside the 1e-10 asked of the metrics; it binds from
-about 480,000 samples on). Measured against the two passes at the bound (|mean| 7.9–7.99
-stds on every neuron): at most 6.5e-14 over twelve draws of 2,000 × 20 and 15 neurons;
-9e-14, 3.4e-13 and 9e-13 over six draws of one neuron against two at n = 2,000, 5,000 and
-50,000, where nothing averages the rounding out; 1.1e-12 for debiased CKA over 200 draws at
-n = 4, whose unbiased estimator cancels too (centring first is 1e-13 from exact there). The
-two passes agree with exact arithmetic to ~1e-15. Metrics that whiten (the CCA family) amplify
-the rounding by the layers' condition numbers (on one data set up to 4e-13 at 8 stds and
-3e-12 at 16) and the Procrustes angle's arccos amplifies it near 0: they always centre first.
+about 480,000 samples on), and only from ``MIN_SAMPLES`` = 16 samples on: debiased CKA's
+coefficients amplify the rounding at the smallest n (up to 6e-11 at n = 4).
+benchmarks/raw_products_accuracy.py measures the route against the two passes at that bound
+(|mean| 7.9–7.99 stds on every neuron, two seeds): at most 4.1e-14 for 16 to 2,000 samples of
+up to 64 neurons; 1.6e-13, 2.4e-13 and 9.5e-13 for one neuron against two at n = 2,000, 5,000
+and 50,000, where nothing averages the rounding out; at most 1e-14 at 1,024 and 4,096 samples
+of as many neurons. The two passes agree with exact arithmetic to ~1e-15. Metrics that whiten
+(the CCA family) amplify the rounding by the layers' condition numbers (on one data set up to
+4e-13 at 8 stds and 3e-12 at 16) and the Procrustes angle's arccos amplifies it near 0: they
+always centre first.
 
 A neuron with a constant non-zero value has σ_j = 0 and always fails the test, as does one
 whose computed variance is rounding (true σ_j ≈ 0 shows as |μ_j|/σ_j >= 1/√(ε n) ≫ 8), so every
 constant-neuron decision stays with the exact two-pass test. So do non-finite values, data
 whose largest magnitude may lie outside [2⁻²⁰⁰, 2²⁰⁰] (where the scale check would rescale;
-bounded here by the column norms), more neurons than samples, and any dtype but float64 (which
+bounded here by the column norms), more neurons than samples, fewer than ``MIN_SAMPLES``
+samples, and any dtype but float64 (which
 needs a converted copy anyway): for those :func:`raw_pair` returns None, before any product
 is formed, and the caller streams.
 """
@@ -45,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prunesim.metrics.stats import SAFE_PEAK, LayerStats, centre_into
+from prunesim.metrics.stats import SAFE_PEAK, LayerStats
 
 # |mean| / std at most this for every varying neuron (see the module docstring)
 MEAN_TO_STD_MAX = 8.0
@@ -53,8 +57,13 @@ MEAN_TO_STD_MAX = 8.0
 # products' relative error then stays below 1e-11 (ε = 2⁻⁵³), ten times inside the 1e-10 the
 # metrics are held to; it binds from about 480,000 samples on
 CANCELLATION_SQRT_N_MAX = 1e-11 / (2 * 2.0**-53)
-# rows per block: of the column sums (their rounding then grows with the block and the number
-# of blocks, not with n) and of the centred rows for each sample's norm (a buffer in cache)
+# fewer samples than this always centre first: debiased CKA's coefficients n / (n − 2) and
+# 1 / (n (n − 3)) amplify the products' rounding at the smallest n (benchmarks/
+# raw_products_accuracy.py at the bound: 5.9e-11 at n = 4, 4.9e-13 at 5, 6.7e-14 at 8), and a
+# call that small gains nothing from the route
+MIN_SAMPLES = 16
+# rows per block of the column sums: their rounding then grows with the block and the number
+# of blocks, not with n
 _ROW_BLOCK = 256
 
 
@@ -70,14 +79,23 @@ class _Side:
 
 
 def raw_pair(
-    x: np.ndarray, y: np.ndarray, covariances: bool, cross: bool, row_norms: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    covariances: bool,
+    cross: bool,
+    row_norms: bool,
+    min_samples: int = MIN_SAMPLES,
 ) -> tuple[LayerStats, LayerStats, np.ndarray | None] | None:
     """(statistics of x, of y, XcᵀYc or None) from the raw products, or None when this route
     does not apply (the module docstring says when; the check reads each side twice and forms
     no product). ``covariances``: each side's XcᵀXc; ``cross``: XcᵀYc; ``row_norms``: each
-    sample's centred squared norm (debiased CKA), else only each side's ``trace``."""
+    sample's centred squared norm (debiased CKA), else only each side's ``trace``.
+    ``min_samples`` lowers ``MIN_SAMPLES`` only to measure the route where it is refused
+    (benchmarks/raw_products_accuracy.py)."""
     n = len(x)
-    if len(y) != n or any(a.dtype != np.float64 or a.shape[1] > n for a in (x, y)):
+    if n < min_samples or len(y) != n:
+        return None
+    if any(a.dtype != np.float64 or a.shape[1] > n for a in (x, y)):
         return None
     sides = []
     for a in (x, y):
@@ -146,10 +164,11 @@ def _column_sums(a: np.ndarray) -> np.ndarray:
 
 
 def _row_norms(a: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Each sample's squared norm after centring, as the two passes take it: centred rows in
-    small blocks (an inactive neuron contributes exact zeros)."""
-    out, buffer = np.empty(len(a)), None
-    for start in range(0, len(a), _ROW_BLOCK):
-        centred, buffer = centre_into(a[start : start + _ROW_BLOCK], mean, buffer)
-        out[start : start + len(centred)] = np.einsum("ij,ij->i", centred, centred)
-    return out
+    """Each sample's squared norm after centring, from the raw rows: ‖x_i − μ‖² = ‖x_i‖² −
+    2 x_i·μ + ‖μ‖², with no centred block (this took 55–60% of the time of centring the rows
+    block by block at the three benchmark shapes). It cancels like the products under the same
+    bound (module docstring); an inactive neuron contributes exact zeros."""
+    rows = np.einsum("ij,ij->i", a, a)
+    rows -= 2.0 * (a @ mean)
+    rows += mean @ mean
+    return rows
