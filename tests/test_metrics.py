@@ -837,7 +837,9 @@ def test_the_raw_products_are_refused_where_only_centring_first_is_exact(spoil, 
     ],
     ids=["more_neurons_than_samples", "float32", "too_few_samples"],
 )
-def test_the_raw_products_are_only_for_float64_arrays_with_p_at_most_n_and_enough_samples(make, rng):
+def test_the_raw_products_are_only_for_float64_arrays_with_p_at_most_n_and_enough_samples(
+    make, rng
+):
     assert raw_products.raw_pair(*make(rng), True, True, True) is None
 
 
