@@ -7,6 +7,7 @@ naive implementation in feature space and in Gram space (p < n and p > n)."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -922,12 +923,16 @@ def test_different_row_counts_raise_before_any_work(rng):
 
 
 @pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
-def test_non_finite_input_gives_nan_with_its_own_reason(metric, value, rng):
+@pytest.mark.parametrize(
+    "values", [(math.nan,), (math.inf,), (-math.inf,), (math.inf, -math.inf)], ids=str
+)
+def test_non_finite_input_gives_nan_with_its_own_reason(metric, values, rng):
     x, y = _related(rng, 60, 5, 4)
-    x[7, 2] = value
+    x[7 : 7 + len(values), 2] = values
     for first, second, side in ((x, y, "first"), (y, x, "second")):
-        result = similarity(first, second, metric)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # reported in the reason, not by numpy's warnings
+            result = similarity(first, second, metric)
         assert math.isnan(result)
         assert result.reason == (
             f"{side} representation has non-finite values (NaN or infinity) in 1 neuron"

@@ -111,7 +111,8 @@ class ColumnMoments:
         if k == 0:
             return
         self.rtol = max(self.rtol, constant_rtol(chunk.dtype))
-        chunk_mean = chunk.mean(axis=0, dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # +inf and −inf in one neuron: NaN, reported below
+            chunk_mean = chunk.mean(axis=0, dtype=np.float64)
         bad = ~np.isfinite(chunk_mean)
         if bad.any():  # keep the statistics finite: those neurons are reported, not used
             self.nonfinite |= bad
