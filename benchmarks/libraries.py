@@ -25,7 +25,8 @@ Rows: every prunesim metric that one of these libraries computes, against each l
 function for it (the library's fastest documented settings: svcca without coefficients or
 printing). "x" is the library's time over prunesim's (above 1: prunesim is faster);
 "ceiling" the library's time over that of the products of the centred data the metric needs
-(XcᵀXc, YcᵀYc and XcᵀYc; NBS: XcᵀYc alone), which the library forms too: the most any route
+(XcᵀXc, YcᵀYc and XcᵀYc; NBS: XcᵀYc alone), which Kornblith's code, svcca and anatome's CKA
+and NBS form too (anatome's CCA family takes SVDs of the data instead): the most any route
 that forms them could be ahead of the library, were everything else free; "|Δ|" the
 difference of the two values. Where a library defines the quantity differently, the row says
 how, and |Δ| is that difference, not an error: RBF CKA's bandwidth (Kornblith's median of the
@@ -225,9 +226,9 @@ def best_of(call: Callable[[], float], repeat: int) -> tuple[float, float]:
     return best, value
 
 
-# The products of the centred data that each metric's time cannot go below, whatever the
-# route (Kornblith's code and google/svcca's form the same: np.cov's X·Xᵀ of the stacked data is
-# one symmetric product, the three below in one); RBF CKA's floor is its n × n Gram matrices
+# The products of the centred data that a route forming them cannot go below (Kornblith's code
+# and google/svcca's form the same: np.cov's X·Xᵀ of the stacked data is one symmetric product,
+# the three below in one); RBF CKA's floor is its n × n Gram matrices
 PRODUCTS_FLOOR = {
     "cka_linear": "all three",
     "cka_debiased": "all three",

@@ -797,7 +797,11 @@ def test_a_single_float64_call_takes_the_raw_products_with_the_streamed_statisti
         cov = want.data.T @ want.data
         np.testing.assert_allclose(got.cov, cov, rtol=0, atol=1e-13 * np.abs(cov).max())
         np.testing.assert_allclose(got.row_sq, want.row_sq, rtol=1e-13)
-        assert got.trace == pytest.approx(want.row_sq.sum(), rel=1e-13)
+        assert got.trace is None  # one home: the rows' sum
+    # without the row norms, each side's trace from its columns' centred sums of squares
+    traces = [s.trace for s in raw_products.raw_pair(x, y, True, True, row_norms=False)[:2]]
+    for got, want in zip(traces, (streamed.a.stats, streamed.b.stats), strict=True):
+        assert got == pytest.approx(want.row_sq.sum(), rel=1e-13)
     cross = streamed.a.stats.data.T @ streamed.b.stats.data
     np.testing.assert_allclose(raw[2], cross, rtol=0, atol=1e-13 * np.abs(cross).max())
     taken = _spied_raw_pairs(monkeypatch)
@@ -844,11 +848,29 @@ def test_the_raw_products_are_only_for_float64_arrays_with_p_at_most_n_and_enoug
     assert raw_products.raw_pair(*make(rng), True, True, True) is None
 
 
+def test_debiased_cka_of_four_samples_at_the_bound_stays_within_1e_12_of_centring_first():
+    # the smallest n the estimator is defined for: its terms nearly cancel, and the raw
+    # products' rounding exceeded 1e-12 in 5 of these 200 draws (up to 6.4e-12), so a single
+    # call below MIN_SAMPLES must centre first
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(200):
+        sides = []
+        for p in (3, 2):
+            a = rng.standard_normal((4, p))
+            std = rng.uniform(0.1, 10.0, p)
+            a = (a - a.mean(axis=0)) / a.std(axis=0) * std
+            sides.append(a + rng.uniform(7.9, 7.99) * std * rng.choice([-1.0, 1.0], p))
+        expected = evaluate(pair_factors(*sides), "cka_debiased").value
+        worst = max(worst, abs(similarity(*sides, "cka_debiased") - expected))
+    assert worst <= 1e-12
+
+
 def test_the_raw_products_start_at_min_samples_where_debiased_cka_no_longer_amplifies(rng):
     # at n = 4 the debiased estimator's coefficients took the raw products' rounding to 6e-11
     # (benchmarks/raw_products_accuracy.py); from MIN_SAMPLES on it is that of the products
     x, y = _related(rng, raw_products.MIN_SAMPLES, 4, 3)
-    x += 7.9 * x.std(axis=0)
+    x = x - x.mean(axis=0) + 7.9 * x.std(axis=0)  # every neuron at 7.9 stds, inside the bound
     assert raw_products.raw_pair(x, y, True, True, True) is not None
     expected = evaluate(pair_factors(x, y), "cka_debiased").value
     assert similarity(x, y, "cka_debiased") == pytest.approx(expected, abs=1e-12)

@@ -21,10 +21,10 @@ route is therefore taken only when every neuron either is zero on every sample (
 column and mean are exactly 0) or has |μ_j| <= ``MEAN_TO_STD_MAX`` × σ_j = 8 σ_j (a factor of at
 most 65) and (1 + (μ_j/σ_j)²) √n <= ``CANCELLATION_SQRT_N_MAX`` (45,036: the model
 2 (1 + (μ/σ)²) √n ε below 1e-11, ten times inside the 1e-10 asked of the metrics; it binds from
-about 480,000 samples on), and only from ``MIN_SAMPLES`` = 16 samples on: debiased CKA's
-coefficients amplify the rounding at the smallest n (up to 6e-11 at n = 4).
+about 480,000 samples on), and only from ``MIN_SAMPLES`` = 16 samples on: the terms of
+debiased CKA's estimator nearly cancel at the smallest n (up to 5.9e-11 at n = 4).
 benchmarks/raw_products_accuracy.py measures the route against the two passes at that bound
-(|mean| 7.9–7.99 stds on every neuron, two seeds): at most 4.1e-14 for 16 to 2,000 samples of
+(|mean| 7.9–7.99 stds on every neuron, two seeds): at most 4.7e-14 for 16 to 2,000 samples of
 up to 64 neurons; 1.6e-13, 2.4e-13 and 9.5e-13 for one neuron against two at n = 2,000, 5,000
 and 50,000, where nothing averages the rounding out; at most 1e-14 at 1,024 and 4,096 samples
 of as many neurons. The two passes agree with exact arithmetic to ~1e-15. Metrics that whiten
@@ -37,9 +37,8 @@ whose computed variance is rounding (true σ_j ≈ 0 shows as |μ_j|/σ_j >= 1/�
 constant-neuron decision stays with the exact two-pass test. So do non-finite values, data
 whose largest magnitude may lie outside [2⁻²⁰⁰, 2²⁰⁰] (where the scale check would rescale;
 bounded here by the column norms), more neurons than samples, fewer than ``MIN_SAMPLES``
-samples, and any dtype but float64 (which
-needs a converted copy anyway): for those :func:`raw_pair` returns None, before any product
-is formed, and the caller streams.
+samples, and any dtype but float64 (which needs a converted copy anyway): for those
+:func:`raw_pair` returns None, before any product is formed, and the caller streams.
 """
 
 from __future__ import annotations
@@ -57,8 +56,8 @@ MEAN_TO_STD_MAX = 8.0
 # products' relative error then stays below 1e-11 (ε = 2⁻⁵³), ten times inside the 1e-10 the
 # metrics are held to; it binds from about 480,000 samples on
 CANCELLATION_SQRT_N_MAX = 1e-11 / (2 * 2.0**-53)
-# fewer samples than this always centre first: debiased CKA's coefficients n / (n − 2) and
-# 1 / (n (n − 3)) amplify the products' rounding at the smallest n (benchmarks/
+# fewer samples than this always centre first: the terms of debiased CKA's estimator nearly
+# cancel at the smallest n, which amplifies the products' rounding (benchmarks/
 # raw_products_accuracy.py at the bound: 5.9e-11 at n = 4, 4.9e-13 at 5, 6.7e-14 at 8), and a
 # call that small gains nothing from the route
 MIN_SAMPLES = 16
@@ -84,16 +83,16 @@ def raw_pair(
     covariances: bool,
     cross: bool,
     row_norms: bool,
-    min_samples: int = MIN_SAMPLES,
+    min_samples: int | None = None,
 ) -> tuple[LayerStats, LayerStats, np.ndarray | None] | None:
     """(statistics of x, of y, XcᵀYc or None) from the raw products, or None when this route
     does not apply (the module docstring says when; the check reads each side twice and forms
     no product). ``covariances``: each side's XcᵀXc; ``cross``: XcᵀYc; ``row_norms``: each
     sample's centred squared norm (debiased CKA), else only each side's ``trace``.
-    ``min_samples`` lowers ``MIN_SAMPLES`` only to measure the route where it is refused
-    (benchmarks/raw_products_accuracy.py)."""
+    ``min_samples`` (default ``MIN_SAMPLES``) is lowered only to measure the route where it is
+    refused (benchmarks/raw_products_accuracy.py)."""
     n = len(x)
-    if n < min_samples or len(y) != n:
+    if n < (MIN_SAMPLES if min_samples is None else min_samples) or len(y) != n:
         return None
     if any(a.dtype != np.float64 or a.shape[1] > n for a in (x, y)):
         return None
@@ -150,7 +149,7 @@ def _stats(side: _Side, covariance: bool, row_norms: bool) -> LayerStats:
         cov=cov,
         data=None,
         row_sq=_row_norms(a, mean) if row_norms else None,
-        trace=float(side.m2[live].sum()),
+        trace=None if row_norms else float(side.m2[live].sum()),  # else the rows' sum
     )
 
 
@@ -165,9 +164,10 @@ def _column_sums(a: np.ndarray) -> np.ndarray:
 
 def _row_norms(a: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Each sample's squared norm after centring, from the raw rows: ‖x_i − μ‖² = ‖x_i‖² −
-    2 x_i·μ + ‖μ‖², with no centred block (this took 55–60% of the time of centring the rows
-    block by block at the three benchmark shapes). It cancels like the products under the same
-    bound (module docstring); an inactive neuron contributes exact zeros."""
+    2 x_i·μ + ‖μ‖², with no centred block (docs/metrics.md has its time against centring
+    them). Its rounding grows with the neurons summed, as the products' with the samples, and
+    p <= n here: it cancels like the products under the same bound (module docstring). An
+    inactive neuron contributes exact zeros."""
     rows = np.einsum("ij,ij->i", a, a)
     rows -= 2.0 * (a @ mean)
     rows += mean @ mean
