@@ -961,6 +961,21 @@ def test_non_finite_input_gives_nan_with_its_own_reason(metric, values, rng):
         )
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_huge_finite_neuron_beside_a_non_finite_one_is_not_counted_as_non_finite(value, rng):
+    # the scale check brings the finite values near 1, so the huge neuron's sum cannot overflow
+    x, y = _related(rng, 60, 5, 4)
+    x[:, 1] *= 1e307
+    x[7, 2] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = similarity(x, y, "cka_linear")
+    assert math.isnan(result)
+    assert (
+        result.reason == "first representation has non-finite values (NaN or infinity) in 1 neuron"
+    )
+
+
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e-80, 1e-50, 1e40, 1e55, 1e76, 1e150, 1e300])
 def test_metrics_are_invariant_to_scale_across_the_float64_range(metric, scale, rng):
@@ -1188,7 +1203,10 @@ def test_every_metric_is_defined_from_factors_without_covariances_where_it_says_
         (np.array([[True, False], [False, True]]), None),
         (np.array([[-1e250, 1e249], [3.0, -2.0]]), -1e250),  # the peak is the minimum
         (np.array([[1e-250, -3e-251], [0.0, 2e-251]]), 1e-250),
-        (np.array([[np.nan, 1e300], [1.0, 2.0]]), None),  # reported by pass 1, not scaled
+        # the finite values' peak; the NaN and the infinity stay, for pass 1 to report
+        (np.array([[np.nan, 1e300], [1.0, 2.0]]), 1e300),
+        (np.array([[-np.inf, 1e-300], [0.0, 2e-301]]), 1e-300),
+        (np.array([[np.nan, 3.0], [1.0, 2.0]]), None),
     ],
 )
 def test_data_beyond_the_safe_range_is_scaled_by_a_power_of_two_from_its_peak(values, scaled_by):
@@ -1196,6 +1214,9 @@ def test_data_beyond_the_safe_range_is_scaled_by_a_power_of_two_from_its_peak(va
     if scaled_by is None:
         assert scaled is values
         return
+    finite = np.isfinite(values)
+    np.testing.assert_array_equal(scaled[~finite], values[~finite])
+    values, scaled = values[finite], scaled[finite]
     factor = scaled[values != 0] / values[values != 0]
     assert np.all(factor == factor.flat[0])  # one exact power of two for every element
     assert np.all(scaled[values == 0] == 0)

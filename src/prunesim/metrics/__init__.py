@@ -451,11 +451,16 @@ def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
     """``x`` itself, or ``x × 2^-e`` with its largest magnitude brought near 1 when it lies
     outside the range in which the metrics' float64 products neither overflow nor underflow."""
     # from the largest and the smallest element: two reads, no |x| temporary as large as x
-    # (np.max keeps a NaN, which pass 1 then reports)
     extremes = np.array([x.max(), x.min()], dtype=np.float64) if x.dtype != np.bool_ else [1.0]
     peak = float(np.max(np.abs(extremes)))
-    if not math.isfinite(peak) or peak == 0.0 or SAFE_PEAK[0] <= peak <= SAFE_PEAK[1]:
-        return x  # non-finite data is reported by pass 1, all-zero data is constant
+    if not math.isfinite(peak):
+        # pass 1 reports the neurons with a NaN or an infinity; the others are scaled like any
+        # data, so that a huge finite neighbour's sum does not overflow and count as one of them
+        # (a copy of the finite values: only for data that holds a non-finite one)
+        finite = np.abs(x[np.isfinite(x)])
+        peak = float(finite.max()) if finite.size else 0.0
+    if peak == 0.0 or SAFE_PEAK[0] <= peak <= SAFE_PEAK[1]:
+        return x  # all-zero data is constant
     return np.ldexp(np.asarray(x, dtype=np.float64), -math.frexp(peak)[1])
 
 
