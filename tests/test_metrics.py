@@ -867,8 +867,9 @@ def test_debiased_cka_of_four_samples_at_the_bound_stays_within_1e_12_of_centrin
 
 
 def test_the_raw_products_start_at_min_samples_where_debiased_cka_no_longer_amplifies(rng):
-    # at n = 4 the debiased estimator's coefficients took the raw products' rounding to 6e-11
-    # (benchmarks/raw_products_accuracy.py); from MIN_SAMPLES on it is that of the products
+    # at n = 4 the debiased estimator's nearly cancelling terms took the raw products'
+    # rounding to 6e-11 (benchmarks/raw_products_accuracy.py); from MIN_SAMPLES on it is that
+    # of the products
     x, y = _related(rng, raw_products.MIN_SAMPLES, 4, 3)
     x = x - x.mean(axis=0) + 7.9 * x.std(axis=0)  # every neuron at 7.9 stds, inside the bound
     assert raw_products.raw_pair(x, y, True, True, True) is not None
