@@ -151,6 +151,17 @@ def test_libraries_benchmark_runs_only_the_notebooks_definitions(tmp_path, monke
     assert loaded["np"].__name__ == "numpy"
 
 
+def test_libraries_benchmark_ceilings_name_metrics_and_floors_it_times(monkeypatch):
+    # the ceiling column divides a library's time by one of these floors: every row it names
+    # must be a prunesim metric and every floor one that products_floors times
+    monkeypatch.syspath_prepend(str(LIBRARIES.parent))
+    libraries = importlib.import_module("libraries")
+    floors = libraries.products_floors(*libraries.test_data(300, 20, 30), repeat=1)
+    assert set(libraries.PRODUCTS_FLOOR) <= set(METRICS)
+    assert set(libraries.PRODUCTS_FLOOR.values()) == set(floors)
+    assert all(seconds > 0 for seconds in floors.values())
+
+
 def test_cka_passes_prints_a_row_per_thread_count_and_times_kornblith_steps_for_the_same_value(
     monkeypatch,
 ):
